@@ -1,0 +1,1 @@
+"""From annotation files and videos on disk to batches of clips."""

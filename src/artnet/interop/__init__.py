@@ -1,0 +1,1 @@
+"""Interoperability with the original Caffe release (network definitions and weights) and exports."""

@@ -1,0 +1,148 @@
+"""Named variants of the paper, each with its architecture, defaults and provenance.
+
+``create_model("artnet_r18_d", num_classes=101, shortcut="1x1x1")`` is the one way in. Each
+variant carries a ``pretrained_cfg`` (timm's term): the input it expects, its normalisation,
+the paper's figures for it and, where upstream released one, the Caffe weights to convert.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import ConfigError
+from .resnet3d import Architecture, VideoResNet
+
+_RELEASE_URL = "http://mcg.nju.edu.cn/models/ARTNet/"
+_NO_BIAS_STEM = (False, True, True, True, True)
+_NO_BIAS_STEM_AND_CONV2 = (False, False, True, True, True)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    arch: Architecture
+    description: str
+    paper: dict[str, float] = field(default_factory=dict)  # Kinetics-400 val top-1/top-5, Table 1/2
+    released: tuple[str, ...] = ()  # upstream .caffemodel files for this network
+    prototxt: str | None = None  # upstream deploy definition, when released
+    verified: bool = False  # True: layer by layer as a released prototxt; False: built from the paper
+
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        return {
+            "input_size": (3, 16, 112, 112),
+            "num_classes": 400,
+            "normalization": "caffe",  # BGR, 0-255, minus (104, 117, 123); see artnet.data
+            "paper": dict(self.paper),
+            "caffemodels": [_RELEASE_URL + f for f in self.released],
+            "prototxt": self.prototxt,
+        }
+
+
+def _stages(second: str, smart_stages: int = 4, first: str = "3d") -> tuple[tuple[str, str], ...]:
+    return tuple((first, second if i < smart_stages else first) for i in range(4))
+
+
+_VARIANTS = [
+    Variant(
+        "c2d_r18",
+        Architecture(stem="2d", stages=_stages("2d", first="2d"), temporal_strides=(2, 1, 1, 1, 1)),
+        "C2D-ResNet18: every kernel 1xkxk; 8 frames (conv1 stride 2), per-frame features averaged over time",
+        paper={"top1": 61.2, "top5": 82.6},
+    ),
+    Variant(
+        "c3d_r18",
+        Architecture(stem="3d", stages=_stages("3d")),
+        "C3D-ResNet18: 3x3x3 convolutions, conv1 3x7x7 (as released)",
+        paper={"top1": 65.6, "top5": 85.7, "params_m": 33.37, "gflops": 19.58},
+        released=("112_c3d_resnet_18_kinetics.caffemodel",),
+        prototxt="models/112_c3d_resnet_18_deploy.prototxt",
+        verified=True,
+    ),
+    Variant(
+        "c3d_r34",
+        Architecture(stem="3d", stages=_stages("3d"), depths=(3, 4, 6, 3)),
+        "C3D-ResNet34: C3D-ResNet18's design with [3, 4, 6, 3] blocks",
+        paper={"top1": 67.1, "top5": 86.9},
+    ),
+    Variant(
+        "relation_r18_s",
+        Architecture(stem="relation", stages=_stages("3d"), bias=_NO_BIAS_STEM),
+        "Relation-ResNet18 (s): the relation branch alone at conv1",
+        paper={"top1": 67.5, "top5": 87.0},
+    ),
+    Variant(
+        "relation_r18_d",
+        Architecture(stem="relation", stages=_stages("relation", smart_stages=3), bias=_NO_BIAS_STEM_AND_CONV2),
+        "Relation-ResNet18 (d): relation-only blocks at conv1 and in conv2_x-conv4_x",
+        paper={"top1": 67.1, "top5": 86.7},
+    ),
+    Variant(
+        "artnet_r18_s",
+        Architecture(stem="smart", stages=_stages("3d"), bias=_NO_BIAS_STEM),
+        "ARTNet-ResNet18 (s): C3D-ResNet18 with a SMART conv1",
+        paper={"top1": 67.7, "top5": 87.1, "params_m": 33.39, "gflops": 19.97},
+    ),
+    Variant(
+        "artnet_r18_d",
+        Architecture(stem="smart", stages=_stages("smart", smart_stages=3), bias=_NO_BIAS_STEM_AND_CONV2),
+        "ARTNet-ResNet18 (d): SMART at conv1 and as the second conv of every block of conv2_x-conv4_x (as released)",
+        paper={"top1": 69.2, "top5": 88.3, "params_m": 35.20, "gflops": 23.70},
+        released=("112_artnet_resnet_18_kinetics.caffemodel", "112_artnet_tsn_resnet_18_kinetics.caffemodel"),
+        prototxt="models/112_artnet_resnet_18_deploy.prototxt",
+        verified=True,
+    ),
+]
+VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANTS}
+
+# Keywords every variant accepts, with their defaults (see VideoResNet for their meaning).
+MODEL_OPTIONS: dict[str, Any] = {
+    "num_classes": 400,
+    "shortcut": "3x3x3",
+    "dropout": 0.2,
+    "in_channels": 3,
+    "width_mult": 1.0,
+    "init": "xavier",
+    "relation_channels": "reduce",
+    "depths": None,  # None: the variant's own, e.g. (2, 2, 2, 2)
+    "temporal_strides": None,  # None: the variant's own, (conv1, conv2_x, ..., conv5_x)
+}
+
+
+def list_models() -> list[str]:
+    return list(VARIANTS)
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}{_suggest(name, VARIANTS)}; available: {', '.join(VARIANTS)}") from None
+
+
+def create_model(name: str, **options: Any) -> VideoResNet:
+    """Build a named variant. Options: see ``MODEL_OPTIONS``; unknown keywords are an error."""
+    variant = get_variant(name)
+    unknown = set(options) - set(MODEL_OPTIONS)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"create_model({name!r}): unknown option {key!r}{_suggest(key, MODEL_OPTIONS)}")
+    given = dict(options)
+    options = {**MODEL_OPTIONS, **options}
+    arch = variant.arch
+    if (depths := options.pop("depths")) is not None:
+        arch = replace(arch, depths=tuple(int(d) for d in depths))
+    if (strides := options.pop("temporal_strides")) is not None:
+        arch = replace(arch, temporal_strides=tuple(int(s) for s in strides))
+    model = VideoResNet(arch, **options)
+    model.variant = name
+    model.options = given  # what create_model needs to build this model again (checkpoints keep it)
+    model.pretrained_cfg = variant.pretrained_cfg
+    return model
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

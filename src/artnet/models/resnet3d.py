@@ -1,0 +1,215 @@
+"""One pre-activation 3D ResNet skeleton, as in the released ARTNet / C3D-ResNet prototxts.
+
+Every variant of the paper is this skeleton with different convolution *builders* plugged in
+(the way torchvision's video ResNet plugs ``Conv3DSimple`` or ``Conv2Plus1D``):
+
+* ``3d``: a ``t x k x k`` convolution (C3D);
+* ``2d``: a ``1 x k x k`` convolution (C2D);
+* ``smart``: the SMART block (ARTNet);
+* ``relation``: SMART without its appearance branch (the relation-only ablation).
+
+The released networks are *pre-activation* ResNets with BN after the addition:
+
+* the residual stream carries the raw sum; each block starts with BN-ReLU of it;
+* the last convolution of a block has no BN, its output is added as it is;
+* projection shortcuts read the pre-activated tensor and have no BN;
+* a final BN-ReLU precedes global average pooling, dropout and the classifier;
+* there is no max-pooling: conv1 and the first block of conv3_x-conv5_x have stride 2x2x2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError
+from .smart import SMART, batch_norm
+
+Triple = tuple[int, int, int]
+ConvBuilder = Callable[..., nn.Module]
+
+
+def _conv3d(in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool, **_) -> nn.Module:
+    return nn.Conv3d(in_channels, out_channels, kernel, stride, tuple(k // 2 for k in kernel), bias=bias)
+
+
+def _conv2d(in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool, **_) -> nn.Module:
+    return _conv3d(in_channels, out_channels, (1, *kernel[1:]), stride, bias)
+
+
+def _smart(in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool, **_) -> nn.Module:
+    return SMART(in_channels, out_channels, kernel, stride, bias)
+
+
+def _relation(
+    in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool, relation_channels: str = "reduce", **_
+) -> nn.Module:
+    if relation_channels not in ("reduce", "wide"):
+        raise ConfigError(f"relation_channels must be 'reduce' or 'wide', got {relation_channels!r}")
+    return SMART(in_channels, out_channels, kernel, stride, bias, appearance=False, reduction=relation_channels == "reduce")
+
+
+CONV_BUILDERS: dict[str, ConvBuilder] = {"3d": _conv3d, "2d": _conv2d, "smart": _smart, "relation": _relation}
+
+
+def _builder(kind: str) -> ConvBuilder:
+    try:
+        return CONV_BUILDERS[kind]
+    except KeyError:
+        raise ConfigError(f"unknown convolution kind {kind!r}; choose from {sorted(CONV_BUILDERS)}") from None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What distinguishes one variant from another; everything else is the shared skeleton.
+
+    ``stages[i] = (first, second)`` names the builders of the two convolutions of every basic
+    block of stage ``conv{i+2}_x``. ``bias`` and ``temporal_strides`` have five entries:
+    conv1, then conv2_x ... conv5_x (the stride applies to the first block of a stage).
+    """
+
+    stem: str
+    stages: tuple[tuple[str, str], ...]
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    bias: tuple[bool, ...] = (True,) * 5
+    temporal_strides: tuple[int, ...] = (2, 1, 2, 2, 2)
+
+
+class PreActBlock(nn.Module):
+    """A basic block of the released nets: ``x + conv_b(relu(bn(conv_a(relu(bn_in(x))))))``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: Triple,
+        conv_a: ConvBuilder,
+        conv_b: ConvBuilder,
+        shortcut_kernel: Triple,
+        bias: bool,
+        conv_options: dict,
+    ):
+        super().__init__()
+        self.norm_in = batch_norm(in_channels)
+        self.conv_a = conv_a(in_channels, channels, (3, 3, 3), stride, bias, **conv_options)
+        self.norm_a = batch_norm(channels)
+        self.conv_b = conv_b(channels, channels, (3, 3, 3), (1, 1, 1), bias, **conv_options)
+        self.shortcut = None
+        if in_channels != channels or stride != (1, 1, 1):
+            self.shortcut = _conv3d(in_channels, channels, shortcut_kernel, stride, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.norm_in(x), inplace=True)
+        h = self.conv_b(F.relu(self.norm_a(self.conv_a(y)), inplace=True))
+        return (x if self.shortcut is None else self.shortcut(y)) + h
+
+
+class VideoResNet(nn.Module):
+    """The shared skeleton. Use :func:`artnet.create_model` rather than this class directly.
+
+    Args:
+        arch: the variant (builders, depths, bias placement, temporal strides).
+        num_classes: classifier outputs (400 for Kinetics).
+        shortcut: ``"3x3x3"`` (the released prototxts and weights) or ``"1x1x1"`` (the kernel
+            that reproduces the paper's parameter counts). A ``2d`` network uses ``1x3x3``.
+        dropout: before the classifier (0.2 on Kinetics, 0.5 when fine-tuning).
+        in_channels: 3 for RGB/BGR clips.
+        width_mult: scales every stage width (kept even for the channel-pair pooling).
+        init: ``"xavier"`` (Caffe's: U(+-sqrt(3 / fan_in)), zero biases) or ``"pytorch"``.
+        relation_channels: how a relation-only block gets back to full width (``"reduce"`` or
+            ``"wide"``; see :class:`~artnet.models.smart.SMART`).
+    """
+
+    stage_channels = (64, 128, 256, 512)
+
+    def __init__(
+        self,
+        arch: Architecture,
+        num_classes: int = 400,
+        shortcut: str = "3x3x3",
+        dropout: float = 0.2,
+        in_channels: int = 3,
+        width_mult: float = 1.0,
+        init: str = "xavier",
+        relation_channels: str = "reduce",
+    ):
+        super().__init__()
+        if shortcut not in ("3x3x3", "1x1x1"):
+            raise ConfigError(f"shortcut must be '3x3x3' or '1x1x1', got {shortcut!r}")
+        if not len(arch.stages) == len(arch.depths) == len(self.stage_channels) == len(arch.bias) - 1 == len(arch.temporal_strides) - 1:
+            raise ConfigError(f"inconsistent architecture: {arch}")
+        self.arch = arch
+        conv_options = {"relation_channels": relation_channels}
+        widths = [_even(c * width_mult) for c in self.stage_channels]
+
+        stem_stride = (arch.temporal_strides[0], 2, 2)
+        self.stem = _builder(arch.stem)(in_channels, widths[0], (3, 7, 7), stem_stride, arch.bias[0], **conv_options)
+
+        stages = []
+        in_width = widths[0]
+        for index, ((first, second), depth, width) in enumerate(zip(arch.stages, arch.depths, widths)):
+            spatial_stride = 1 if index == 0 else 2
+            temporal_kernel = 1 if first == "2d" else 3
+            shortcut_kernel = (temporal_kernel, 3, 3) if shortcut == "3x3x3" else (1, 1, 1)
+            blocks = []
+            for block_index in range(depth):
+                stride = (arch.temporal_strides[index + 1], spatial_stride, spatial_stride) if block_index == 0 else (1, 1, 1)
+                blocks.append(
+                    PreActBlock(
+                        in_width, width, stride, _builder(first), _builder(second), shortcut_kernel, arch.bias[index + 1], conv_options
+                    )
+                )
+                in_width = width
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+
+        self.norm = batch_norm(in_width)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_width, num_classes)
+        self.reset_parameters(init)
+
+    @property
+    def num_features(self) -> int:
+        return self.fc.in_features
+
+    def reset_parameters(self, init: str = "xavier") -> None:
+        if init not in ("xavier", "pytorch"):
+            raise ConfigError(f"init must be 'xavier' or 'pytorch', got {init!r}")
+        for module in self.modules():
+            if isinstance(module, (nn.Conv3d, nn.Linear)):
+                if init == "xavier":
+                    caffe_xavier_(module.weight)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+                else:
+                    module.reset_parameters()
+            elif isinstance(module, nn.BatchNorm3d):
+                module.reset_parameters()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features before dropout and the classifier: ``(N, num_features)``."""
+        x = self.stem(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = F.relu(self.norm(x), inplace=True)
+        return self.pool(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.features(x)))
+
+
+def caffe_xavier_(weight: torch.Tensor) -> torch.Tensor:
+    """Caffe's ``xavier`` filler: U(-a, a) with a = sqrt(3 / fan_in), fan_in = numel / out."""
+    bound = math.sqrt(3.0 / (weight.numel() // weight.shape[0]))
+    with torch.no_grad():
+        return weight.uniform_(-bound, bound)
+
+
+def _even(value: float) -> int:
+    return max(2, 2 * round(value / 2))
+

@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from artnet import create_model
+from artnet.engine.checkpoint import load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
+from artnet.errors import CheckpointError
+
+SMALL = {"width_mult": 0.125, "depths": (1, 1, 1, 1), "num_classes": 3}
+
+
+def test_round_trip_rebuilds_the_same_model(tmp_path):
+    model = create_model("artnet_r18_d", **SMALL).eval()
+    path = save_checkpoint(tmp_path / "ckpt.pt", model_payload(model, ["a", "b", "c"], "caffe"))
+    assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed, not left behind
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["classes"] == ["a", "b", "c"] and checkpoint["normalization"] == "caffe"
+    rebuilt = model_from_checkpoint(checkpoint).eval()
+    clip = torch.randn(1, 3, 8, 32, 32)
+    torch.testing.assert_close(rebuilt(clip), model(clip))
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    payload = model_payload(create_model("c3d_r18", **SMALL), ["a", "b", "c"], "caffe")
+    other = create_model("artnet_r18_d", **SMALL)
+    from artnet.engine.checkpoint import load_state
+
+    with pytest.raises(CheckpointError, match="do not fit artnet_r18_d"):
+        load_state(other, payload["state_dict"], "ckpt.pt")
+    wider = create_model("c3d_r18", **{**SMALL, "num_classes": 5})
+    with pytest.raises(CheckpointError, match=r"fc.weight has shape \(3, 64\), model expects \(5, 64\)"):
+        load_state(wider, payload["state_dict"], "ckpt.pt")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04truncated"])
+def test_garbage_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="bad.pt: not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_foreign_pickle_is_not_executed(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": object()}, path)  # needs full unpickling: refused by weights_only
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        load_checkpoint(path)
+
+
+def test_plain_state_dict_is_not_mistaken_for_a_checkpoint(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(create_model("c3d_r18", **SMALL).state_dict(), path)
+    with pytest.raises(CheckpointError, match="not an artnet checkpoint"):
+        load_checkpoint(path)
