@@ -1,0 +1,50 @@
+"""``artnet convert``: released Caffe weights (``.caffemodel`` + ``.prototxt``) to an artnet checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert released Caffe weights into an artnet checkpoint",
+        description="Map every blob of a .caffemodel onto an artnet model, checking that none is left over or missing. "
+        "The number of classes and the classifier layer (fc8 or fc) come from the prototxt.",
+    )
+    parser.add_argument("--prototxt", required=True, help="the network definition the weights belong to (deploy or train_val)")
+    parser.add_argument("--caffemodel", required=True, help="the weights")
+    parser.add_argument("--model", required=True, help="artnet model name: c3d_r18 or artnet_r18_d for the release")
+    parser.add_argument("--out", required=True, help="checkpoint file to write")
+    parser.add_argument("--classes", help="class names, one per line in label order (default: class_000, class_001, ...)")
+    parser.add_argument(
+        "--rgb", action="store_true", help="swap conv1's input channels so the model takes RGB clips (normalization caffe_rgb)"
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="also run the Caffe reference executor and the converted model on a random clip and compare"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.checkpoint import save_checkpoint
+    from ..errors import CheckpointError
+    from ..interop.caffemodel import read_caffemodel
+    from ..interop.convert import convert_caffemodel, verify_conversion
+
+    weights = read_caffemodel(args.caffemodel)
+    converted = convert_caffemodel(args.prototxt, weights, args.model, rgb=args.rgb, classes=args.classes)
+    checkpoint = converted.checkpoint
+    source = checkpoint["converted_from"]
+    print(
+        f"{args.caffemodel}: {len(weights.blobs())} layers -> {args.model}, {len(checkpoint['classes'])} classes"
+        f" (classifier {source['classifier']}), normalization {checkpoint['normalization']}"
+    )
+    if args.verify:
+        difference, scale = verify_conversion(args.prototxt, weights, converted.model, rgb=args.rgb)
+        print(f"verify: max |artnet - Caffe reference| = {difference:.2e} (largest reference logit {scale:.3g})")
+        if difference > 1e-4 * max(1.0, scale):
+            raise CheckpointError(f"{args.caffemodel}: the converted model differs from the reference executor by {difference:.2e}")
+    save_checkpoint(args.out, checkpoint)
+    print(f"wrote {args.out}")
+    return 0
