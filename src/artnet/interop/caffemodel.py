@@ -179,13 +179,14 @@ def _blob(data: memoryview, span: tuple[int, int]) -> np.ndarray:
             shape = _dims(data, value)
         elif number in (1, 2, 3, 4) and wire == _VARINT:
             legacy[number] = _signed64(value)
-    values = np.concatenate(floats) if floats else np.concatenate(doubles) if doubles else np.zeros(0, np.float32)
+    chunks = floats or doubles or [np.zeros(0, np.float32)]
+    values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     if shape is None:
         # Caffe: a blob without `shape` but with any legacy field is num x channels x height x width.
         shape = [legacy.get(i, 0) for i in (1, 2, 3, 4)] if legacy else [values.size]
     if any(d < 0 for d in shape) or math.prod(shape) != values.size:
         raise _Malformed(f"blob of shape {tuple(shape)} holds {values.size} values", span[0])
-    return values.reshape(shape).astype(values.dtype.newbyteorder("="), copy=True)
+    return values.astype(values.dtype.newbyteorder("="), copy=True).reshape(shape)  # owned, aligned, writable
 
 
 # (name, type, blobs) field numbers of LayerParameter, V1LayerParameter, V0LayerParameter.
@@ -270,58 +271,66 @@ def _key(number: int, wire: int) -> bytes:
     return _encode_varint(number << 3 | wire)
 
 
-def _len_field(number: int, payload: bytes) -> bytes:
-    return _key(number, _LEN) + _encode_varint(len(payload)) + payload
+def _len_field(number: int, chunks: list[bytes]) -> list[bytes]:
+    """A length-delimited field as a list of chunks: large payloads are never joined twice."""
+    return [_key(number, _LEN) + _encode_varint(sum(len(c) for c in chunks)), *chunks]
 
 
 def _varint_field(number: int, value: int) -> bytes:
     return _key(number, _VARINT) + _encode_varint(value)
 
 
-def _encode_blob(array: np.ndarray | torch.Tensor, legacy_shape: bool) -> bytes:
+def _encode_blob(array: np.ndarray | torch.Tensor, legacy_shape: bool) -> list[bytes]:
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
     array = np.asarray(array)
-    parts = []
+    chunks = []
     if legacy_shape:
         if array.ndim > 4:
             raise ValueError(f"a legacy num/channels/height/width blob has at most 4 axes, got shape {array.shape}")
         dims = (1,) * (4 - array.ndim) + array.shape
-        parts += [_varint_field(number, dim) for number, dim in zip((1, 2, 3, 4), dims)]
+        chunks += [_varint_field(number, dim) for number, dim in zip((1, 2, 3, 4), dims)]
     if array.dtype == np.float64:
-        parts.append(_len_field(8, array.astype("<f8").tobytes()))
+        chunks += _len_field(8, [array.astype("<f8").tobytes()])
     else:
-        parts.append(_len_field(5, array.astype("<f4").tobytes()))
+        chunks += _len_field(5, [array.astype("<f4").tobytes()])
     if not legacy_shape:
-        parts.append(_len_field(7, _len_field(1, b"".join(_encode_varint(d) for d in array.shape))))
-    return b"".join(parts)
+        chunks += _len_field(7, _len_field(1, [b"".join(_encode_varint(d) for d in array.shape)]))
+    return chunks
+
+
+def _net_chunks(layers, name: str, v1_layers: bool, legacy_shape: bool) -> list[bytes]:
+    if isinstance(layers, Mapping):
+        layers = [LayerBlobs(layer_name, "", list(blobs)) for layer_name, blobs in layers.items()]
+    chunks = _len_field(1, [name.encode()]) if name else []
+    name_field, type_field, blobs_field, layer_field = (4, 5, 6, 2) if v1_layers else (1, 2, 7, 100)
+    for layer in layers:
+        body = _len_field(name_field, [layer.name.encode()])
+        if v1_layers:
+            body.append(_varint_field(type_field, _V1_TYPE_IDS.get(layer.type, 0)))
+        elif layer.type:
+            body += _len_field(type_field, [layer.type.encode()])
+        for blob in layer.blobs:
+            body += _len_field(blobs_field, _encode_blob(blob, legacy_shape))
+        chunks += _len_field(layer_field, body)
+    return chunks
 
 
 def serialize_caffemodel(
     layers: Iterable[LayerBlobs] | Mapping[str, Sequence[np.ndarray | torch.Tensor]],
     name: str = "",
     *,
-    legacy: bool = False,
+    v1_layers: bool = False,
+    legacy_shape: bool = False,
 ) -> bytes:
     """Encode layers as a ``NetParameter``.
 
-    ``legacy=False`` writes the current format (``layer``, blobs with ``shape``), as a Caffe of
-    2015 or later saves; ``legacy=True`` writes V1 ``layers`` with num/channels/height/width
-    blobs (at most 4 axes), as older Caffe did. float64 arrays go to ``double_data``.
+    By default in the current format: ``layer`` messages, blobs with ``shape``, as Caffe has
+    saved since 2015. ``v1_layers`` writes the legacy V1 ``layers`` field (the type as V1's
+    enum), ``legacy_shape`` the legacy num/channels/height/width blob dimensions (at most 4
+    axes), as older Caffe did. float64 arrays go to ``double_data``.
     """
-    if isinstance(layers, Mapping):
-        layers = [LayerBlobs(layer_name, "", list(blobs)) for layer_name, blobs in layers.items()]
-    parts = [_len_field(1, name.encode())] if name else []
-    for layer in layers:
-        blobs_field, name_field = (6, 4) if legacy else (7, 1)
-        body = [_len_field(name_field, layer.name.encode())]
-        if legacy:
-            body.append(_varint_field(5, _V1_TYPE_IDS.get(layer.type, 0)))
-        elif layer.type:
-            body.append(_len_field(2, layer.type.encode()))
-        body += [_len_field(blobs_field, _encode_blob(blob, legacy)) for blob in layer.blobs]
-        parts.append(_len_field(2 if legacy else 100, b"".join(body)))
-    return b"".join(parts)
+    return b"".join(_net_chunks(layers, name, v1_layers, legacy_shape))
 
 
 def write_caffemodel(
@@ -329,11 +338,13 @@ def write_caffemodel(
     layers: Iterable[LayerBlobs] | Mapping[str, Sequence[np.ndarray | torch.Tensor]],
     name: str = "",
     *,
-    legacy: bool = False,
+    v1_layers: bool = False,
+    legacy_shape: bool = False,
 ) -> Path:
     """Write a ``.caffemodel`` that Caffe's ``CopyTrainedLayersFrom`` (and :func:`read_caffemodel`) reads."""
     path = Path(path)
-    path.write_bytes(serialize_caffemodel(layers, name, legacy=legacy))
+    with open(path, "wb") as file:
+        file.writelines(_net_chunks(layers, name, v1_layers, legacy_shape))
     return path
 
 

@@ -138,8 +138,8 @@ def _names(names: Sequence[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def load_caffe_weights(model: nn.Module, weights: CaffeModel, fc_name: str) -> int:
-    """Copy every blob of ``weights`` into ``model``; returns how many tensors were set."""
+def load_caffe_weights(model: nn.Module, weights: CaffeModel, fc_name: str) -> None:
+    """Copy every blob of ``weights`` into ``model``: each of its parameters and BN statistics is set."""
     mapping = caffe_layers(model, fc_name)
     stored = weights.blobs()
     name = getattr(model, "variant", type(model).__name__)
@@ -149,7 +149,7 @@ def load_caffe_weights(model: nn.Module, weights: CaffeModel, fc_name: str) -> i
         raise CheckpointError(f"{weights.source}: blobs left over, {name} has no layer {_names(left_over)}")
     if missing:
         raise CheckpointError(f"{weights.source}: no blobs for {name}'s layer(s) {_names(missing)}")
-    assigned = 0
+    assigned: set[int] = set()
     with torch.no_grad():
         for layer_name, module in mapping.items():
             layer = stored[layer_name]
@@ -164,8 +164,10 @@ def load_caffe_weights(model: nn.Module, weights: CaffeModel, fc_name: str) -> i
                 )
             for blob, (label, tensor) in zip(layer.blobs, targets):
                 tensor.copy_(fit_blob(blob, tensor.shape, f"{weights.source}: {label} blob of layer {layer_name!r}"))
-                assigned += 1
-    return assigned
+                assigned.add(id(tensor))
+    unset = [key for key, tensor in model.state_dict(keep_vars=True).items() if id(tensor) not in assigned and not key.endswith("num_batches_tracked")]
+    if unset:
+        raise CheckpointError(f"{weights.source}: nothing sets {name}'s {_names(unset)}")
 
 
 def _check_structure(net: Net, model: nn.Module, fc_name: str) -> None:
@@ -206,9 +208,14 @@ def convert_caffemodel(
     options = {"num_classes": num_classes}
     if dropouts:
         options["dropout"] = float(dropouts[-1].param("dropout_param").get("dropout_ratio", 0.5))
-    model = create_model(model_name, **options)
+    with torch.device("meta"):  # no initialisation to throw away: every tensor comes from the caffemodel
+        model = create_model(model_name, **options)
+    model.to_empty(device="cpu")
     _check_structure(net, model, fc.name)
     load_caffe_weights(model, weights, fc.name)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm3d):
+            module.num_batches_tracked.zero_()
 
     if rgb:
         clip = clip_inputs(net)

@@ -149,7 +149,8 @@ class BN(CaffeLayer):
     def forward(self, x):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         scale, shift, mean, variance = (blob.reshape(shape) for blob in self.blobs)
-        return [scale * (x - mean) / torch.sqrt(variance + self.eps) + shift]
+        factor = scale / torch.sqrt(variance + self.eps)
+        return [torch.addcmul(shift - mean * factor, x, factor)]  # (x - mean) * factor + shift, one pass over x
 
 
 class InnerProduct(CaffeLayer):
@@ -186,7 +187,7 @@ class Power(CaffeLayer):
     def forward(self, x):
         p = self.layer.param("power_param")
         power, scale, shift = float(p.get("power", 1.0)), float(p.get("scale", 1.0)), float(p.get("shift", 0.0))
-        return [torch.pow(shift + scale * x, power)]
+        return [torch.pow(x if (scale, shift) == (1.0, 0.0) else shift + scale * x, power)]
 
 
 class Concat(CaffeLayer):
@@ -204,7 +205,7 @@ class Eltwise(CaffeLayer):
             coeffs = [float(c) for c in p.getall("coeff")] or [1.0] * len(xs)
             out = coeffs[0] * xs[0]
             for coeff, x in zip(coeffs[1:], xs[1:]):
-                out = out + coeff * x
+                out = out.add(x, alpha=coeff)
         elif operation == "PROD":
             out = math.prod(xs[1:], start=xs[0])
         elif operation == "MAX":
@@ -304,14 +305,20 @@ class SoftmaxWithLoss(CaffeLayer):
 
 
 class Accuracy(CaffeLayer):
-    """Share of instances whose label scores among the ``top_k`` (fewer than k classes score higher)."""
+    """Share of instances whose label is among the ``top_k`` classes.
+
+    Caffe (2015) ``partial_sort``s (score, class) pairs with ``std::greater``: of equal scores
+    the higher class index ranks first.
+    """
 
     def forward(self, scores, labels):
         p = self.layer.param("accuracy_param")
         rows, labels = _rows(scores, labels, int(p.get("axis", 1)))
         valid = torch.ones_like(labels, dtype=torch.bool) if "ignore_label" not in p else labels != int(p.get("ignore_label"))
         label_scores = rows.gather(1, labels.clamp(min=0).unsqueeze(1))
-        correct = ((rows > label_scores).sum(dim=1) < int(p.get("top_k", 1))) & valid
+        classes = torch.arange(rows.shape[1], device=rows.device)
+        ahead = (rows > label_scores) | ((rows == label_scores) & (classes > labels.unsqueeze(1)))
+        correct = (ahead.sum(dim=1) < int(p.get("top_k", 1))) & valid
         return [correct.sum().to(scores.dtype) / valid.sum().clamp(min=1)]
 
 
