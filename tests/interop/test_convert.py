@@ -1,0 +1,154 @@
+"""``artnet convert``: the checkpoint it writes, RGB input, and a clear error for every blob that does not fit."""
+
+import pytest
+import torch
+
+from artnet.cli import main
+from artnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from artnet.errors import CheckpointError, ConfigError
+from artnet.interop.caffemodel import CaffeModel, LayerBlobs, parse_caffemodel, read_caffemodel, serialize_caffemodel
+from artnet.interop.convert import convert_caffemodel, read_class_names
+from artnet.interop.prototxt import load_net
+from artnet.interop.reference import ReferenceNet
+
+from ..conftest import REFERENCE, require
+
+C3D_DEPLOY = "models/112_c3d_resnet_18_deploy.prototxt"
+ARTNET_DEPLOY = "models/112_artnet_resnet_18_deploy.prototxt"
+
+
+@pytest.fixture(scope="module")
+def filler_weights():
+    """Caffe-initialised (filler) weights of a released deploy net, in memory: enough to test the mapping's errors."""
+    made = {}
+
+    def make(prototxt):
+        if prototxt not in made:
+            blobs = ReferenceNet(load_net(require(REFERENCE / prototxt))).caffe_blobs()
+            made[prototxt] = CaffeModel(blobs, source="w.caffemodel")
+        return CaffeModel(list(made[prototxt].layers), source="w.caffemodel")
+
+    return make
+
+
+def test_cli_writes_a_checkpoint_that_rebuilds_the_model(released_caffemodel, tmp_path, capsys):
+    caffemodel = released_caffemodel(C3D_DEPLOY, "c3d_r18")
+    classes = [f"action {i}" for i in range(400)]
+    (tmp_path / "classes.txt").write_text("\n".join(f"  {name} " for name in classes) + "\n\n")
+    out = tmp_path / "c3d.pt"
+    argv = ["convert", "--prototxt", str(REFERENCE / C3D_DEPLOY), "--caffemodel", str(caffemodel), "--model", "c3d_r18"]
+    assert main(argv + ["--out", str(out), "--classes", str(tmp_path / "classes.txt"), "--verify"]) == 0
+    printed = capsys.readouterr().out
+    assert "38 layers -> c3d_r18, 400 classes (classifier fc8), normalization caffe" in printed
+    assert "verify: max |artnet - Caffe reference| = " in printed
+
+    checkpoint = load_checkpoint(out)
+    assert checkpoint["classes"] == classes and checkpoint["normalization"] == "caffe"
+    assert checkpoint["input"] == {"clip_len": 16, "frame_stride": 1, "frame_size": [128, 170], "crop_size": 112, "num_segments": 1}
+    assert checkpoint["model"] == {"name": "c3d_r18", "options": {"num_classes": 400, "dropout": 0.2}}
+    model = model_from_checkpoint(out)
+    blobs = read_caffemodel(caffemodel).blobs()
+    # The mapping, spelt out for a few layers: BN blobs are scale, shift, mean, variance.
+    bn = blobs["res3a_1_bn"].blobs
+    for tensor, blob in zip((model.layer2[0].norm_a.weight, model.layer2[0].norm_a.bias, model.layer2[0].norm_a.running_mean, model.layer2[0].norm_a.running_var), bn):
+        assert torch.equal(tensor, torch.from_numpy(blob).view(-1))
+    assert torch.equal(model.layer2[0].shortcut.bias, torch.from_numpy(blobs["res3a_down"].blobs[1]))
+    assert torch.equal(model.norm.running_var, torch.from_numpy(blobs["res5b_bn"].blobs[3]).view(-1))
+    assert torch.equal(model.fc.weight, torch.from_numpy(blobs["fc8"].blobs[0]))
+
+
+def test_rgb_swaps_the_input_channels_of_both_stem_convolutions(released_caffemodel, random_clip):
+    weights = read_caffemodel(released_caffemodel(ARTNET_DEPLOY, "artnet_r18_d"))
+    bgr = convert_caffemodel(REFERENCE / ARTNET_DEPLOY, weights, "artnet_r18_d")
+    rgb = convert_caffemodel(REFERENCE / ARTNET_DEPLOY, weights, "artnet_r18_d", rgb=True)
+    assert (bgr.checkpoint["normalization"], rgb.checkpoint["normalization"]) == ("caffe", "caffe_rgb")
+    assert rgb.checkpoint["converted_from"]["channels"] == "RGB"
+    swapped = {"stem.appearance.weight", "stem.relation.weight"}  # conv1 and conv1_t both read the clip
+    theirs = bgr.model.state_dict()
+    for key, tensor in rgb.model.state_dict().items():
+        assert torch.equal(tensor, theirs[key].flip(1) if key in swapped else theirs[key]), key
+    clip = random_clip[None]
+    with torch.inference_mode():
+        torch.testing.assert_close(rgb.model.stem(clip.flip(1)), bgr.model.stem(clip), rtol=1e-5, atol=1e-4)
+
+
+def test_legacy_v1_layers_convert_alike(filler_weights):
+    """A caffemodel saved with V1 ``layers`` (type as an enum) gives the same checkpoint."""
+    weights = filler_weights(ARTNET_DEPLOY)
+    legacy = parse_caffemodel(serialize_caffemodel(weights.layers, v1_layers=True), source="v1.caffemodel")
+    assert {layer.type for layer in legacy.layers} == {"Convolution", "InnerProduct", "None"}  # BN is not in V1's enum
+    ours = convert_caffemodel(REFERENCE / ARTNET_DEPLOY, legacy, "artnet_r18_d").model.state_dict()
+    for key, tensor in convert_caffemodel(REFERENCE / ARTNET_DEPLOY, weights, "artnet_r18_d").model.state_dict().items():
+        assert torch.equal(ours[key], tensor), key
+
+
+def test_fine_tuning_net_takes_its_own_classifier(filler_weights):
+    kinetics = filler_weights(C3D_DEPLOY)
+    prototxt = require(REFERENCE / "fine_tune/ucf_tsn_112_c3d_resnet_18_train_val.prototxt")
+    with pytest.raises(CheckpointError, match="w.caffemodel: blobs left over, c3d_r18 has no layer fc8"):
+        convert_caffemodel(prototxt, kinetics, "c3d_r18")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda layers: layers + [LayerBlobs("fc9", "InnerProduct", [torch.zeros(2, 2).numpy()])], "blobs left over, c3d_r18 has no layer fc9"),
+        (lambda layers: [l for l in layers if l.name != "res3a_down"], r"no blobs for c3d_r18's layer\(s\) res3a_down"),
+        (
+            lambda layers: [LayerBlobs(l.name, l.type, l.blobs[:1]) if l.name == "conv1" else l for l in layers],
+            r"layer 'conv1' has 1 blobs, c3d_r18 expects 2 \(weight, bias\)",
+        ),
+        (
+            lambda layers: [LayerBlobs(l.name, l.type, [l.blobs[0].T, l.blobs[1]]) if l.name == "fc8" else l for l in layers],
+            r"weight blob of layer 'fc8' has shape \(512, 400\), expected \(400, 512\)",
+        ),
+        (
+            lambda layers: [LayerBlobs(l.name, l.type, l.blobs[:3]) if l.name == "res4b_bn" else l for l in layers],
+            r"layer 'res4b_bn' has 3 blobs, c3d_r18 expects 4 \(scale, shift, mean, variance\)",
+        ),
+    ],
+    ids=["left-over", "missing", "blob-count", "shape", "bn-blobs"],
+)
+def test_blobs_that_do_not_fit_are_named(filler_weights, edit, message):
+    weights = filler_weights(C3D_DEPLOY)
+    weights.layers = edit(weights.layers)
+    with pytest.raises(CheckpointError, match=f"^w.caffemodel: {message}"):
+        convert_caffemodel(REFERENCE / C3D_DEPLOY, weights, "c3d_r18")
+
+
+def test_fixed_pooling_weights_must_be_one_half(filler_weights):
+    weights = filler_weights(ARTNET_DEPLOY)
+    pooling3 = next(layer for layer in weights.layers if layer.name == "pooling3")
+    pooling3.blobs = [pooling3.blobs[0].copy()]
+    pooling3.blobs[0][5] = 0.7
+    with pytest.raises(CheckpointError, match=r"fixed pooling layer 'pooling3' has weights in \[0.5, 0.7\], expected all 0.5"):
+        convert_caffemodel(REFERENCE / ARTNET_DEPLOY, weights, "artnet_r18_d")
+
+
+def test_prototxt_of_another_model(filler_weights):
+    with pytest.raises(ConfigError, match=r"112_c3d_resnet_18_deploy.prototxt does not describe artnet_r18_d: artnet_r18_d's layer\(s\) conv1_t"):
+        convert_caffemodel(REFERENCE / C3D_DEPLOY, filler_weights(C3D_DEPLOY), "artnet_r18_d")
+
+
+def test_class_names_file(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("a\nb\n")
+    assert read_class_names(path, 2) == ["a", "b"]
+    with pytest.raises(ConfigError, match=rf"{path}: 2 class names, the network has 3 outputs"):
+        read_class_names(path, 3)
+    path.write_text("a\na\n")
+    with pytest.raises(ConfigError, match="class name 'a' is given twice"):
+        read_class_names(path, 2)
+
+
+def test_cli_reports_a_malformed_caffemodel_on_one_line(tmp_path, capsys):
+    bad = tmp_path / "truncated.caffemodel"
+    bad.write_bytes(b"\xa2\x06\xff\xff\x03conv1")
+    out = tmp_path / "never.pt"
+    argv = ["convert", "--prototxt", str(REFERENCE / C3D_DEPLOY), "--caffemodel", str(bad), "--model", "c3d_r18", "--out", str(out)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"artnet convert: error: {bad}: not a valid caffemodel") and error.count("\n") == 1
+    assert not out.exists()
+    assert main(argv[:2] + [str(tmp_path / "none.prototxt")] + argv[3:]) == 2
+    assert "none.prototxt: no such prototxt file" in capsys.readouterr().err
