@@ -23,7 +23,11 @@ from ..conftest import REFERENCE, require
 def _layers(rng):
     return [
         LayerBlobs("data", "VideoData"),  # no blobs: kept in the layer list, absent from blobs()
-        LayerBlobs("conv1", "Convolution", [rng.standard_normal((4, 3, 3, 7, 7)).astype(np.float32), rng.standard_normal(4).astype(np.float32)]),
+        LayerBlobs(
+            "conv1",
+            "Convolution",
+            [rng.standard_normal((4, 3, 3, 7, 7)).astype(np.float32), rng.standard_normal(4).astype(np.float32)],
+        ),
         LayerBlobs("conv1_bn", "BN", [rng.standard_normal((1, 4)).astype(np.float32) for _ in range(4)]),
         LayerBlobs("fc8", "InnerProduct", [rng.standard_normal((5, 4)), rng.standard_normal(5)]),  # float64 -> double_data
     ]

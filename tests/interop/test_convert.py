@@ -44,13 +44,27 @@ def test_cli_writes_a_checkpoint_that_rebuilds_the_model(released_caffemodel, tm
 
     checkpoint = load_checkpoint(out)
     assert checkpoint["classes"] == classes and checkpoint["normalization"] == "caffe"
-    assert checkpoint["input"] == {"clip_len": 16, "frame_stride": 1, "frame_size": [128, 170], "crop_size": 112, "num_segments": 1}
+    assert checkpoint["input"] == {
+        "clip_len": 16,
+        "frame_stride": 1,
+        "frame_size": [128, 170],
+        "crop_size": 112,
+        "num_segments": 1,
+    }
     assert checkpoint["model"] == {"name": "c3d_r18", "options": {"num_classes": 400, "dropout": 0.2}}
     model = model_from_checkpoint(out)
     blobs = read_caffemodel(caffemodel).blobs()
     # The mapping, spelt out for a few layers: BN blobs are scale, shift, mean, variance.
     bn = blobs["res3a_1_bn"].blobs
-    for tensor, blob in zip((model.layer2[0].norm_a.weight, model.layer2[0].norm_a.bias, model.layer2[0].norm_a.running_mean, model.layer2[0].norm_a.running_var), bn):
+    for tensor, blob in zip(
+        (
+            model.layer2[0].norm_a.weight,
+            model.layer2[0].norm_a.bias,
+            model.layer2[0].norm_a.running_mean,
+            model.layer2[0].norm_a.running_var,
+        ),
+        bn,
+    ):
         assert torch.equal(tensor, torch.from_numpy(blob).view(-1))
     assert torch.equal(model.layer2[0].shortcut.bias, torch.from_numpy(blobs["res3a_down"].blobs[1]))
     assert torch.equal(model.norm.running_var, torch.from_numpy(blobs["res5b_bn"].blobs[3]).view(-1))
@@ -89,21 +103,26 @@ def test_fine_tuning_net_takes_its_own_classifier(filler_weights):
         convert_caffemodel(prototxt, kinetics, "c3d_r18")
 
 
+def _edit(name, blobs):
+    """An edit of a caffemodel's layer list: layer ``name`` gets ``blobs(its blobs)``."""
+    return lambda layers: [LayerBlobs(x.name, x.type, blobs(x.blobs)) if x.name == name else x for x in layers]
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda layers: layers + [LayerBlobs("fc9", "InnerProduct", [torch.zeros(2, 2).numpy()])], "blobs left over, c3d_r18 has no layer fc9"),
-        (lambda layers: [l for l in layers if l.name != "res3a_down"], r"no blobs for c3d_r18's layer\(s\) res3a_down"),
         (
-            lambda layers: [LayerBlobs(l.name, l.type, l.blobs[:1]) if l.name == "conv1" else l for l in layers],
-            r"layer 'conv1' has 1 blobs, c3d_r18 expects 2 \(weight, bias\)",
+            lambda layers: layers + [LayerBlobs("fc9", "InnerProduct", [torch.zeros(2, 2).numpy()])],
+            "blobs left over, c3d_r18 has no layer fc9",
         ),
+        (lambda layers: [x for x in layers if x.name != "res3a_down"], r"no blobs for c3d_r18's layer\(s\) res3a_down"),
+        (_edit("conv1", lambda blobs: blobs[:1]), r"layer 'conv1' has 1 blobs, c3d_r18 expects 2 \(weight, bias\)"),
         (
-            lambda layers: [LayerBlobs(l.name, l.type, [l.blobs[0].T, l.blobs[1]]) if l.name == "fc8" else l for l in layers],
+            _edit("fc8", lambda blobs: [blobs[0].T, blobs[1]]),
             r"weight blob of layer 'fc8' has shape \(512, 400\), expected \(400, 512\)",
         ),
         (
-            lambda layers: [LayerBlobs(l.name, l.type, l.blobs[:3]) if l.name == "res4b_bn" else l for l in layers],
+            _edit("res4b_bn", lambda blobs: blobs[:3]),
             r"layer 'res4b_bn' has 3 blobs, c3d_r18 expects 4 \(scale, shift, mean, variance\)",
         ),
     ],
@@ -126,7 +145,9 @@ def test_fixed_pooling_weights_must_be_one_half(filler_weights):
 
 
 def test_prototxt_of_another_model(filler_weights):
-    with pytest.raises(ConfigError, match=r"112_c3d_resnet_18_deploy.prototxt does not describe artnet_r18_d: artnet_r18_d's layer\(s\) conv1_t"):
+    with pytest.raises(
+        ConfigError, match=r"112_c3d_resnet_18_deploy.prototxt does not describe artnet_r18_d: artnet_r18_d's layer\(s\) conv1_t"
+    ):
         convert_caffemodel(REFERENCE / C3D_DEPLOY, filler_weights(C3D_DEPLOY), "artnet_r18_d")
 
 
@@ -145,7 +166,17 @@ def test_cli_reports_a_malformed_caffemodel_on_one_line(tmp_path, capsys):
     bad = tmp_path / "truncated.caffemodel"
     bad.write_bytes(b"\xa2\x06\xff\xff\x03conv1")
     out = tmp_path / "never.pt"
-    argv = ["convert", "--prototxt", str(REFERENCE / C3D_DEPLOY), "--caffemodel", str(bad), "--model", "c3d_r18", "--out", str(out)]
+    argv = [
+        "convert",
+        "--prototxt",
+        str(REFERENCE / C3D_DEPLOY),
+        "--caffemodel",
+        str(bad),
+        "--model",
+        "c3d_r18",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith(f"artnet convert: error: {bad}: not a valid caffemodel") and error.count("\n") == 1

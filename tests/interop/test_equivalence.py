@@ -56,7 +56,9 @@ def test_deploy_net(prototxt, model_name, released_caffemodel, random_clip, real
     torch.testing.assert_close(logits, expected, rtol=0, atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("prototxt, model_name, num_classes", FINE_TUNING_NETS, ids=["ucf_c3d", "hmdb_c3d", "ucf_artnet", "hmdb_artnet"])
+@pytest.mark.parametrize(
+    "prototxt, model_name, num_classes", FINE_TUNING_NETS, ids=["ucf_c3d", "hmdb_c3d", "ucf_artnet", "hmdb_artnet"]
+)
 def test_fine_tuning_net(prototxt, model_name, num_classes, released_caffemodel, random_clip, real_clip):
     weights = read_caffemodel(released_caffemodel(prototxt, model_name))
     reference = _reference(prototxt, weights)

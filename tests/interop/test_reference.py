@@ -26,10 +26,12 @@ layer { name: "relu" type: "ReLU" bottom: "conv_bn" top: "conv_bn" }
 layer { name: "energy" type: "Power" bottom: "conv_bn" top: "energy" power_param { power: 2 scale: 0.5 shift: 1 } }
 layer { name: "concat" type: "Concat" bottom: "conv_bn" bottom: "energy" top: "concat" }
 layer { name: "sum" type: "Eltwise" bottom: "concat" bottom: "concat" top: "sum" eltwise_param { coeff: 1 coeff: -0.25 } }
-layer { name: "pool" type: "Pooling" bottom: "sum" top: "pool" pooling_param { pool: AVE kernel_size: [1, 2, 2] stride: [1, 2, 2] } }
+layer { name: "pool" type: "Pooling" bottom: "sum" top: "pool"
+        pooling_param { pool: AVE kernel_size: [1, 2, 2] stride: [1, 2, 2] } }
 layer { name: "flat" type: "Reshape" bottom: "pool" top: "flat" reshape_param { shape { dim: 0 dim: -1 } } }
 layer { name: "drop" type: "Dropout" bottom: "flat" top: "flat" dropout_param { dropout_ratio: 0.9 } }
-layer { name: "fc" type: "InnerProduct" bottom: "flat" top: "fc" inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "flat" top: "fc"
+        inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.1 } } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
 layer { name: "top2" type: "Accuracy" bottom: "fc" bottom: "label" top: "top2" accuracy_param { top_k: 2 } }
 layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
@@ -68,7 +70,9 @@ def test_forward_matches_the_caffe_layer_definitions():
     fc_w, fc_b = net.layers[-4].blobs
     view = (1, 6, 1, 1, 1)
     x = F.conv3d(data, conv_w, conv_b, (1, 2, 2), (1, 1, 1), groups=2)
-    x = (x - mean.view(view)) / torch.sqrt(variance.view(view) + 1e-5) * scale.view(view) + shift.view(view)  # eps raised to cuDNN's 1e-5
+    x = (x - mean.view(view)) / torch.sqrt(variance.view(view) + 1e-5) * scale.view(view) + shift.view(
+        view
+    )  # eps raised to cuDNN's 1e-5
     x = x.clamp(min=0)  # the in-place ReLU: concat reads the rectified blob
     x = torch.cat([x, (1 + 0.5 * x) ** 2], dim=1)
     x = 0.75 * x
@@ -96,15 +100,21 @@ def test_phase_rules_select_layers():
 
 def test_weights_are_copied_and_checked():
     source = _tiny()
-    weights = CaffeModel(source.caffe_blobs() + [LayerBlobs("not_in_net", "Convolution", [torch.zeros(1).numpy()])], source="w.caffemodel")
+    weights = CaffeModel(
+        source.caffe_blobs() + [LayerBlobs("not_in_net", "Convolution", [torch.zeros(1).numpy()])], source="w.caffemodel"
+    )
     copy = _tiny(weights=weights)  # layers the net does not have are ignored, as CopyTrainedLayersFrom does
     assert copy.uninitialized == []
     for ours, theirs in zip(copy.parameters(), source.parameters()):
         assert torch.equal(ours, theirs)
-    wrong = CaffeModel([LayerBlobs("conv", "Convolution", [b.detach().numpy() for b in source.layers[0].blobs][:1])], source="w.caffemodel")
+    wrong = CaffeModel(
+        [LayerBlobs("conv", "Convolution", [b.detach().numpy() for b in source.layers[0].blobs][:1])], source="w.caffemodel"
+    )
     with pytest.raises(CheckpointError, match="w.caffemodel: layer 'conv' has 1 blobs, tiny.prototxt expects 2"):
         _tiny(weights=wrong)
-    misshapen = CaffeModel([LayerBlobs("fc", "InnerProduct", [torch.zeros(3, 7).numpy(), torch.zeros(3).numpy()])], source="w.caffemodel")
+    misshapen = CaffeModel(
+        [LayerBlobs("fc", "InnerProduct", [torch.zeros(3, 7).numpy(), torch.zeros(3).numpy()])], source="w.caffemodel"
+    )
     with pytest.raises(CheckpointError, match=r"blob 0 of layer 'fc' has shape \(3, 7\), expected \(3, 144\)"):
         _tiny(weights=misshapen)
 
@@ -143,7 +153,9 @@ def test_unsupported_layers_and_missing_inputs_are_named():
     with pytest.raises(ConfigError, match="give the input blob"):
         net(data=torch.zeros(2, 4, 3, 5, 5))
     with pytest.raises(ConfigError, match="reads blob 'nowhere'"):
-        ReferenceNet(parse_net('input: "x" input_shape { dim: 1 dim: 3 } layer { name: "r" type: "ReLU" bottom: "nowhere" top: "y" }', "n"))
+        ReferenceNet(
+            parse_net('input: "x" input_shape { dim: 1 dim: 3 } layer { name: "r" type: "ReLU" bottom: "nowhere" top: "y" }', "n")
+        )
 
 
 def test_released_nets_build():

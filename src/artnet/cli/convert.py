@@ -21,7 +21,9 @@ def add_parser(subparsers) -> None:
         "--rgb", action="store_true", help="swap conv1's input channels so the model takes RGB clips (normalization caffe_rgb)"
     )
     parser.add_argument(
-        "--verify", action="store_true", help="also run the Caffe reference executor and the converted model on a random clip and compare"
+        "--verify",
+        action="store_true",
+        help="also run the Caffe reference executor and the converted model on a random clip and compare",
     )
     parser.set_defaults(run=run)
 
@@ -30,10 +32,11 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import save_checkpoint
     from ..errors import CheckpointError
     from ..interop.caffemodel import read_caffemodel
-    from ..interop.convert import convert_caffemodel, verify_conversion
+    from ..interop.convert import convert_caffemodel, load_prototxt, verify_conversion
 
+    net = load_prototxt(args.prototxt)
     weights = read_caffemodel(args.caffemodel)
-    converted = convert_caffemodel(args.prototxt, weights, args.model, rgb=args.rgb, classes=args.classes)
+    converted = convert_caffemodel(net, weights, args.model, rgb=args.rgb, classes=args.classes)
     checkpoint = converted.checkpoint
     source = checkpoint["converted_from"]
     print(
@@ -41,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
         f" (classifier {source['classifier']}), normalization {checkpoint['normalization']}"
     )
     if args.verify:
-        difference, scale = verify_conversion(args.prototxt, weights, converted.model, rgb=args.rgb)
+        difference, scale = verify_conversion(net, weights, converted.model, rgb=args.rgb)
         print(f"verify: max |artnet - Caffe reference| = {difference:.2e} (largest reference logit {scale:.3g})")
         if difference > 1e-4 * max(1.0, scale):
-            raise CheckpointError(f"{args.caffemodel}: the converted model differs from the reference executor by {difference:.2e}")
+            raise CheckpointError(
+                f"{args.caffemodel}: the converted model differs from the reference executor by {difference:.2e}"
+            )
     save_checkpoint(args.out, checkpoint)
     print(f"wrote {args.out}")
     return 0

@@ -35,13 +35,46 @@ _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 # V1LayerParameter.LayerType (caffe.proto): enum value -> the type string of LayerParameter.
 V1_LAYER_TYPES = {
-    0: "None", 1: "Accuracy", 2: "BNLL", 3: "Concat", 4: "Convolution", 5: "Data", 6: "Dropout",
-    7: "EuclideanLoss", 8: "Flatten", 9: "HDF5Data", 10: "HDF5Output", 11: "Im2col", 12: "ImageData",
-    13: "InfogainLoss", 14: "InnerProduct", 15: "LRN", 16: "MultinomialLogisticLoss", 17: "Pooling",
-    18: "ReLU", 19: "Sigmoid", 20: "Softmax", 21: "SoftmaxWithLoss", 22: "Split", 23: "TanH",
-    24: "WindowData", 25: "Eltwise", 26: "Power", 27: "SigmoidCrossEntropyLoss", 28: "HingeLoss",
-    29: "MemoryData", 30: "ArgMax", 31: "Threshold", 32: "DummyData", 33: "Slice", 34: "MVN",
-    35: "AbsVal", 36: "Silence", 37: "ContrastiveLoss", 38: "Exp", 39: "Deconvolution",
+    0: "None",
+    1: "Accuracy",
+    2: "BNLL",
+    3: "Concat",
+    4: "Convolution",
+    5: "Data",
+    6: "Dropout",
+    7: "EuclideanLoss",
+    8: "Flatten",
+    9: "HDF5Data",
+    10: "HDF5Output",
+    11: "Im2col",
+    12: "ImageData",
+    13: "InfogainLoss",
+    14: "InnerProduct",
+    15: "LRN",
+    16: "MultinomialLogisticLoss",
+    17: "Pooling",
+    18: "ReLU",
+    19: "Sigmoid",
+    20: "Softmax",
+    21: "SoftmaxWithLoss",
+    22: "Split",
+    23: "TanH",
+    24: "WindowData",
+    25: "Eltwise",
+    26: "Power",
+    27: "SigmoidCrossEntropyLoss",
+    28: "HingeLoss",
+    29: "MemoryData",
+    30: "ArgMax",
+    31: "Threshold",
+    32: "DummyData",
+    33: "Slice",
+    34: "MVN",
+    35: "AbsVal",
+    36: "Silence",
+    37: "ContrastiveLoss",
+    38: "Exp",
+    39: "Deconvolution",
 }
 _V1_TYPE_IDS = {name: number for number, name in V1_LAYER_TYPES.items()}
 
@@ -230,7 +263,9 @@ def parse_caffemodel(content: bytes | bytearray | memoryview, source: str = "<by
     except _Malformed as error:
         where = f" after layer {layers[-1].name!r}" if layers else ""
         hint = " (this looks like a text .prototxt, not a binary .caffemodel)" if _looks_like_text(data) else ""
-        raise CheckpointError(f"{source}: not a valid caffemodel: {error}, at byte {error.offset} of {len(data)}{where}{hint}") from None
+        raise CheckpointError(
+            f"{source}: not a valid caffemodel: {error}, at byte {error.offset} of {len(data)}{where}{hint}"
+        ) from None
     if not any(layer.blobs for layer in layers):
         raise CheckpointError(f"{source}: not a caffemodel with weights (no layer has blobs)")
     return CaffeModel(layers, name, source)

@@ -46,7 +46,8 @@ class Converted(NamedTuple):
     checkpoint: dict  # artnet checkpoint payload, ready for save_checkpoint
 
 
-def _load_net(prototxt: str | Path | Net) -> Net:
+def load_prototxt(prototxt: str | Path | Net) -> Net:
+    """A parsed network definition; a missing or malformed file is a :class:`ConfigError`."""
     if isinstance(prototxt, Net):
         return prototxt
     if not Path(prototxt).is_file():
@@ -91,9 +92,15 @@ def input_geometry(net: Net) -> dict:
                 "crop_size": int(transform.get("crop_size", 0)) or frame_size[0],
                 "num_segments": int(p.get("num_segments", 1)),
             }
-    for name, shape in data_shapes(net).items():
+    for shape in data_shapes(net).values():
         if shape is not None and len(shape) == 5:  # N x C x T x H x W, as the deploy DummyData
-            return {"clip_len": shape[2], "frame_stride": 1, "frame_size": list(UPSTREAM_FRAME_SIZE), "crop_size": shape[3], "num_segments": 1}
+            return {
+                "clip_len": shape[2],
+                "frame_stride": 1,
+                "frame_size": list(UPSTREAM_FRAME_SIZE),
+                "crop_size": shape[3],
+                "num_segments": 1,
+            }
     raise ConfigError(f"{net.source}: no 5-D clip input (DummyData / Input) or VideoData layer to read the clip geometry from")
 
 
@@ -122,14 +129,18 @@ def _targets(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 def _check_fixed_pooling(layer: LayerBlobs, where: str) -> None:
     if len(layer.blobs) != 1:
-        raise CheckpointError(f"{where}: the fixed pooling layer {layer.name!r} has {len(layer.blobs)} blobs, expected 1 (weights, no bias)")
+        raise CheckpointError(
+            f"{where}: the fixed pooling layer {layer.name!r} has {len(layer.blobs)} blobs, expected 1 (weights, no bias)"
+        )
     blob = layer.blobs[0]
     if blob.ndim < 2 or blob.shape[1] != 2 or any(d != 1 for d in blob.shape[2:]):
-        raise CheckpointError(f"{where}: the fixed pooling layer {layer.name!r} has weights of shape {blob.shape}, expected (C/2, 2, 1, 1, 1)")
+        raise CheckpointError(
+            f"{where}: the fixed pooling layer {layer.name!r} has weights of shape {blob.shape}, expected (C/2, 2, 1, 1, 1)"
+        )
     if not np.all(blob == POOLING_WEIGHT):
         raise CheckpointError(
-            f"{where}: the fixed pooling layer {layer.name!r} has weights in [{blob.min():g}, {blob.max():g}], expected all {POOLING_WEIGHT}"
-            " (artnet's SquarePool averages channel pairs)"
+            f"{where}: the fixed pooling layer {layer.name!r} has weights in [{blob.min():g}, {blob.max():g}],"
+            f" expected all {POOLING_WEIGHT} (artnet's SquarePool averages channel pairs)"
         )
 
 
@@ -159,13 +170,16 @@ def load_caffe_weights(model: nn.Module, weights: CaffeModel, fc_name: str) -> N
             targets = _targets(module)
             if len(layer.blobs) != len(targets):
                 expected = ", ".join(label for label, _ in targets)
-                raise CheckpointError(
-                    f"{weights.source}: layer {layer_name!r} has {len(layer.blobs)} blobs, {name} expects {len(targets)} ({expected})"
-                )
+                found = f"layer {layer_name!r} has {len(layer.blobs)} blobs"
+                raise CheckpointError(f"{weights.source}: {found}, {name} expects {len(targets)} ({expected})")
             for blob, (label, tensor) in zip(layer.blobs, targets):
                 tensor.copy_(fit_blob(blob, tensor.shape, f"{weights.source}: {label} blob of layer {layer_name!r}"))
                 assigned.add(id(tensor))
-    unset = [key for key, tensor in model.state_dict(keep_vars=True).items() if id(tensor) not in assigned and not key.endswith("num_batches_tracked")]
+    unset = [
+        key
+        for key, tensor in model.state_dict(keep_vars=True).items()
+        if id(tensor) not in assigned and not key.endswith("num_batches_tracked")
+    ]
     if unset:
         raise CheckpointError(f"{weights.source}: nothing sets {name}'s {_names(unset)}")
 
@@ -200,7 +214,7 @@ def convert_caffemodel(
         rgb: swap the input channels of the layers that read the clip, so the model takes RGB.
         classes: class names (a list or a file with one per line); default ``class_000``, ...
     """
-    net = _load_net(prototxt)
+    net = load_prototxt(prototxt)
     weights = caffemodel if isinstance(caffemodel, CaffeModel) else read_caffemodel(caffemodel)
     fc = classifier_layer(net)
     num_classes = int(fc.param("inner_product_param").get("num_output"))
@@ -225,7 +239,9 @@ def convert_caffemodel(
             for layer_name in readers:
                 conv = mapping[layer_name]
                 if conv.in_channels != 3:
-                    raise ConfigError(f"{net.source}: {layer_name} reads the clip with {conv.in_channels} channels; --rgb needs 3")
+                    raise ConfigError(
+                        f"{net.source}: {layer_name} reads the clip with {conv.in_channels} channels; --rgb needs 3"
+                    )
                 conv.weight.copy_(conv.weight.flip(1))  # BGR -> RGB
 
     if classes is None:
@@ -251,7 +267,7 @@ def verify_conversion(
 ) -> tuple[float, float]:
     """Run the reference executor and ``model`` on one random clip (batch 1; a 2-segment net
     gives two clips); returns (max |difference|, max |reference logit|) of the classifier outputs."""
-    net = _load_net(prototxt)
+    net = load_prototxt(prototxt)
     reference = ReferenceNet(net, weights).eval()
     generator = torch.Generator().manual_seed(seed)
     inputs = {}
@@ -260,11 +276,12 @@ def verify_conversion(
         inputs[name] = torch.zeros(shape) if name == "label" else torch.randn(shape, generator=generator) * 60.0
     fc = classifier_layer(net)
     clip = clip_inputs(net)
-    stem = next(layer for layer in _test_layers(net) if layer.type == "Convolution" and set(layer.bottoms) & clip)
+    stem = next((layer for layer in _test_layers(net) if layer.type == "Convolution" and set(layer.bottoms) & clip), None)
+    if stem is None:
+        raise ConfigError(f"{net.source}: no convolution reads the clip input")
     with torch.inference_mode():
         blobs = reference(inputs)
         clips = blobs[stem.bottoms[0]]
         logits = model.eval()(clips.flip(1) if rgb else clips)
     expected = blobs[fc.tops[0]]
     return float((logits - expected).abs().max()), float(expected.abs().max())
-

@@ -51,14 +51,11 @@ class CaffeLayer(nn.Module):
     """One layer. Subclasses define ``forward(*bottoms) -> list of tops``; parametrised ones
     also ``blob_shapes(*bottoms)`` and ``fillers()`` (a filler message or a constant per blob)."""
 
-    def __init__(self, layer: Layer):
+    def __init__(self, layer: Layer, source: str = "<prototxt>"):
         super().__init__()
         self.layer = layer
+        self.where = f"{source}:{layer.line}: layer {layer.name!r} ({layer.type})"  # for error messages
         self.blobs = nn.ParameterList()
-
-    @property
-    def where(self) -> str:
-        return f"layer {self.layer.name!r} ({self.layer.type}, line {self.layer.line})"
 
     def blob_shapes(self, *bottoms: torch.Tensor) -> list[tuple[int, ...]]:
         return []
@@ -100,8 +97,8 @@ def _fill(blob: torch.Tensor, filler: Message | float | None, generator: torch.G
 
 
 class Convolution(CaffeLayer):
-    def __init__(self, layer: Layer):
-        super().__init__(layer)
+    def __init__(self, layer: Layer, source: str = "<prototxt>"):
+        super().__init__(layer, source)
         p = layer.param("convolution_param")
         if "num_output" not in p or not ({"kernel_size", "kernel_h"} & set(p.fields)):
             raise ConfigError(f"{self.where}: convolution_param needs num_output and kernel_size")
@@ -116,7 +113,9 @@ class Convolution(CaffeLayer):
 
     def blob_shapes(self, x):
         if x.shape[1] % self.group or self.num_output % self.group:
-            raise ConfigError(f"{self.where}: {x.shape[1]} input and {self.num_output} output channels do not split into {self.group} groups")
+            raise ConfigError(
+                f"{self.where}: {x.shape[1]} input and {self.num_output} output channels do not split into {self.group} groups"
+            )
         spatial = x.dim() - 2
         shapes = [(self.num_output, x.shape[1] // self.group, *self.kernel[-spatial:])]
         return shapes + [(self.num_output,)] if self.bias_term else shapes
@@ -134,8 +133,8 @@ class Convolution(CaffeLayer):
 class BN(CaffeLayer):
     """yjxiong/caffe's ``BN``: per channel ``scale * (x - mean) / sqrt(var + eps) + shift`` (TEST phase)."""
 
-    def __init__(self, layer: Layer):
-        super().__init__(layer)
+    def __init__(self, layer: Layer, source: str = "<prototxt>"):
+        super().__init__(layer, source)
         p = layer.param("bn_param")
         self.eps = max(float(p.get("eps", 1e-5)), CUDNN_BN_MIN_EPSILON)
         self._fillers = [p.get("slope_filler"), p.get("bias_filler"), 0.0, 1.0 if p.get("frozen", False) else 0.0]
@@ -154,8 +153,8 @@ class BN(CaffeLayer):
 
 
 class InnerProduct(CaffeLayer):
-    def __init__(self, layer: Layer):
-        super().__init__(layer)
+    def __init__(self, layer: Layer, source: str = "<prototxt>"):
+        super().__init__(layer, source)
         p = layer.param("inner_product_param")
         self.num_output = int(p.get("num_output"))
         self.bias_term = bool(p.get("bias_term", True))
@@ -298,7 +297,9 @@ class SoftmaxWithLoss(CaffeLayer):
         valid = torch.ones_like(labels, dtype=torch.bool) if "ignore_label" not in p else labels != int(p.get("ignore_label"))
         picked = F.softmax(rows, dim=1).gather(1, labels.clamp(min=0).unsqueeze(1)).squeeze(1)
         loss = -(torch.log(picked.clamp(min=FLT_MIN)) * valid).sum()
-        normalization = _enum(p.get("normalization", "VALID" if p.get("normalize", True) else "BATCH_SIZE"), ("FULL", "VALID", "BATCH_SIZE", "NONE"))
+        normalization = _enum(
+            p.get("normalization", "VALID" if p.get("normalize", True) else "BATCH_SIZE"), ("FULL", "VALID", "BATCH_SIZE", "NONE")
+        )
         divisor = {"FULL": labels.numel(), "VALID": valid.sum(), "BATCH_SIZE": scores.shape[0], "NONE": 1}[normalization]
         tops = [loss / torch.clamp(torch.as_tensor(divisor, dtype=loss.dtype, device=loss.device), min=1.0)]
         return tops + [F.softmax(scores, dim=_axis(axis, scores.dim()))] if len(self.layer.tops) > 1 else tops
@@ -322,9 +323,24 @@ class Accuracy(CaffeLayer):
         return [correct.sum().to(scores.dtype) / valid.sum().clamp(min=1)]
 
 
-LAYER_TYPES: dict[str, Callable[[Layer], CaffeLayer]] = {
+LAYER_TYPES: dict[str, Callable[[Layer, str], CaffeLayer]] = {
     cls.__name__: cls
-    for cls in (Convolution, BN, InnerProduct, ReLU, Power, Concat, Eltwise, Pooling, Reshape, Flatten, Dropout, Softmax, SoftmaxWithLoss, Accuracy)
+    for cls in (
+        Convolution,
+        BN,
+        InnerProduct,
+        ReLU,
+        Power,
+        Concat,
+        Eltwise,
+        Pooling,
+        Reshape,
+        Flatten,
+        Dropout,
+        Softmax,
+        SoftmaxWithLoss,
+        Accuracy,
+    )
 }
 
 
@@ -407,7 +423,7 @@ class ReferenceNet(nn.Module):
                     f"{net.source}:{layer.line}: layer {layer.name!r} of type {layer.type!r} is not supported by the "
                     f"reference executor (supported: {', '.join(sorted(LAYER_TYPES))})"
                 )
-            self.layers.append(LAYER_TYPES[layer.type](layer))
+            self.layers.append(LAYER_TYPES[layer.type](layer, net.source))
         names = [op.layer.name for op in self.layers if op.layer.type in ("Convolution", "BN", "InnerProduct")]
         if len(set(names)) != len(names):
             raise ConfigError(f"{net.source}: two parametrised layers share a name; weights could not be matched")
@@ -434,7 +450,7 @@ class ReferenceNet(nn.Module):
     def _bottoms(self, op: CaffeLayer, blobs: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         for name in op.layer.bottoms:
             if name not in blobs:
-                raise ConfigError(f"{self.source}:{op.layer.line}: {op.where} reads blob {name!r}, which nothing produced before it")
+                raise ConfigError(f"{op.where} reads blob {name!r}, which nothing produced before it")
         return [blobs[name] for name in op.layer.bottoms]
 
     def _load(self, weights: CaffeModel | None) -> list[str]:
@@ -449,7 +465,9 @@ class ReferenceNet(nn.Module):
                 uninitialized.append(op.layer.name)
                 continue
             if len(layer.blobs) != len(op.blobs):
-                raise CheckpointError(f"{source}: layer {layer.name!r} has {len(layer.blobs)} blobs, {self.source} expects {len(op.blobs)}")
+                raise CheckpointError(
+                    f"{source}: layer {layer.name!r} has {len(layer.blobs)} blobs, {self.source} expects {len(op.blobs)}"
+                )
             for index, (blob, target) in enumerate(zip(layer.blobs, op.blobs)):
                 target.data.copy_(fit_blob(blob, target.shape, f"{source}: blob {index} of layer {layer.name!r}"))
         return uninitialized
@@ -465,7 +483,11 @@ class ReferenceNet(nn.Module):
 
     def caffe_blobs(self) -> list[LayerBlobs]:
         """The blobs of every parametrised layer, ready for :func:`~artnet.interop.caffemodel.write_caffemodel`."""
-        return [LayerBlobs(op.layer.name, op.layer.type, [b.detach().numpy().copy() for b in op.blobs]) for op in self.layers if len(op.blobs)]
+        return [
+            LayerBlobs(op.layer.name, op.layer.type, [b.detach().numpy().copy() for b in op.blobs])
+            for op in self.layers
+            if len(op.blobs)
+        ]
 
     def forward(self, inputs: Mapping[str, torch.Tensor] | None = None, **named: torch.Tensor) -> dict[str, torch.Tensor]:
         blobs = {**(inputs or {}), **named}
