@@ -3,11 +3,12 @@
 import pytest
 import torch
 
+from artnet import create_model
 from artnet.cli import main
 from artnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from artnet.errors import CheckpointError, ConfigError
 from artnet.interop.caffemodel import CaffeModel, LayerBlobs, parse_caffemodel, read_caffemodel, serialize_caffemodel
-from artnet.interop.convert import convert_caffemodel, read_class_names
+from artnet.interop.convert import convert_caffemodel, load_caffe_weights, read_class_names
 from artnet.interop.prototxt import load_net
 from artnet.interop.reference import ReferenceNet
 
@@ -142,6 +143,13 @@ def test_fixed_pooling_weights_must_be_one_half(filler_weights):
     pooling3.blobs[0][5] = 0.7
     with pytest.raises(CheckpointError, match=r"fixed pooling layer 'pooling3' has weights in \[0.5, 0.7\], expected all 0.5"):
         convert_caffemodel(REFERENCE / ARTNET_DEPLOY, weights, "artnet_r18_d")
+
+
+def test_every_tensor_of_the_model_must_come_from_the_caffemodel(filler_weights):
+    model = create_model("c3d_r18")
+    model.layer1.register_buffer("scratch", torch.zeros(3), persistent=False)  # a tensor no Caffe blob maps to
+    with pytest.raises(CheckpointError, match=r"w.caffemodel: nothing sets c3d_r18's layer1.scratch"):
+        load_caffe_weights(model, filler_weights(C3D_DEPLOY), "fc8")
 
 
 def test_prototxt_of_another_model(filler_weights):

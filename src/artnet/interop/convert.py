@@ -175,11 +175,10 @@ def load_caffe_weights(model: nn.Module, weights: CaffeModel, fc_name: str) -> N
             for blob, (label, tensor) in zip(layer.blobs, targets):
                 tensor.copy_(fit_blob(blob, tensor.shape, f"{weights.source}: {label} blob of layer {layer_name!r}"))
                 assigned.add(id(tensor))
-    unset = [
-        key
-        for key, tensor in model.state_dict(keep_vars=True).items()
-        if id(tensor) not in assigned and not key.endswith("num_batches_tracked")
-    ]
+    # Parameters and buffers alike (non-persistent ones included): the model is built without
+    # initialisation, so anything not set here would be garbage.
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    unset = [key for key, tensor in tensors if id(tensor) not in assigned and not key.endswith("num_batches_tracked")]
     if unset:
         raise CheckpointError(f"{weights.source}: nothing sets {name}'s {_names(unset)}")
 
