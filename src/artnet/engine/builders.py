@@ -1,0 +1,101 @@
+"""From a :class:`Config` to the objects a run needs: datasets, the model, its initial weights."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from ..models import create_model
+from .checkpoint import load_checkpoint, load_state
+from .config import Config
+
+
+def build_model(config: Config, num_classes: int) -> nn.Module:
+    options = {k: v for k, v in dataclasses.asdict(config.model).items() if k != "name" and v is not None}
+    options["num_classes"] = config.model.num_classes or num_classes
+    if options["num_classes"] != num_classes:
+        raise ConfigError(f"model.num_classes={options['num_classes']} but the dataset has {num_classes} classes")
+    return create_model(config.model.name, **options)
+
+
+def load_init_weights(model: nn.Module, path: str) -> list[str]:
+    """Start from another run's weights (fine-tuning); a classifier of another shape is re-created.
+
+    Returns what was done, for the run's log. Anything else that does not fit is an error.
+    """
+    checkpoint = load_checkpoint(path)
+    state = dict(checkpoint["state_dict"])
+    own = model.state_dict()
+    notes = []
+    source = checkpoint.get("model", {}).get("name", "?")
+    if source != getattr(model, "variant", source):
+        raise CheckpointError(f"{path}: weights of {source}, but the run trains {model.variant}")
+    head = [k for k in ("fc.weight", "fc.bias") if k in state and k in own and state[k].shape != own[k].shape]
+    if head:
+        old, new = state["fc.weight"].shape[0], own["fc.weight"].shape[0]
+        for key in ("fc.weight", "fc.bias"):
+            state[key] = own[key]
+        notes.append(f"init: classifier fc re-created ({old} -> {new} classes), the rest from {path}")
+    else:
+        notes.append(f"init: all weights from {path}")
+    load_state(model, state, path)
+    return notes
+
+
+def set_train_mode(model: nn.Module, bn: str) -> None:
+    """``model.train()``, then freeze BN as asked: ``frozen`` (all) or ``partial`` (all but the first).
+
+    A frozen BN uses its running statistics and does not learn its scale and shift.
+    """
+    if bn not in ("train", "frozen", "partial"):
+        raise ConfigError(f"train.bn must be 'train', 'frozen' or 'partial', got {bn!r}")
+    model.train()
+    if bn == "train":
+        return
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms[1:] if bn == "partial" else norms:
+        norm.eval()
+        for param in norm.parameters():
+            param.requires_grad_(False)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DDP / torch.compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+def build_dataset(config: Config, mode: str, protocol=None):
+    """The dataset of ``mode`` (``train``, ``val``, ``test``) as the config describes it."""
+    from ..data import VideoDataset, load_annotations
+
+    data = config.data
+    subset = data.train_subset if mode == "train" else data.test_subset
+    annotations_file = data.test_annotations if mode != "train" and data.test_annotations else data.annotations
+    annotations = load_annotations(
+        data.format,
+        root=data.root,
+        annotations=annotations_file,
+        split=data.split,
+        subset=subset,
+        class_order=data.class_order,
+        max_missing_ratio=data.max_missing_ratio,
+    )
+    options = dict(
+        mode=mode,
+        clip_len=data.clip_len,
+        frame_stride=data.frame_stride,
+        num_segments=data.num_segments,
+        frame_size=tuple(data.frame_size),
+        crop_size=data.crop_size,
+        normalization=data.normalization,
+        backend=data.backend,
+        max_bad_ratio=data.max_bad_ratio,
+        seed=config.train.seed,
+    )
+    if protocol is not None and mode == "test":
+        options.update(num_clips=protocol.num_clips, crops=protocol.crops)
+    return VideoDataset(annotations, **options)
