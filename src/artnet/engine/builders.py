@@ -20,6 +20,12 @@ def build_model(config: Config, num_classes: int) -> nn.Module:
     return create_model(config.model.name, **options)
 
 
+def input_geometry(config: Config) -> dict:
+    """How clips were cut for this model: stored in checkpoints so ``predict`` cuts them alike."""
+    data = config.data
+    return {"clip_len": data.clip_len, "frame_stride": data.frame_stride, "frame_size": list(data.frame_size), "crop_size": data.crop_size}
+
+
 def load_init_weights(model: nn.Module, path: str) -> list[str]:
     """Start from another run's weights (fine-tuning); a classifier of another shape is re-created.
 

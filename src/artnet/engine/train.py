@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from ..errors import CheckpointError, ConfigError
 from ..models.tsn import consensus_forward
 from .acceleration import Acceleration
-from .builders import build_dataset, build_model, load_init_weights, set_train_mode, unwrap
+from .builders import build_dataset, build_model, input_geometry, load_init_weights, set_train_mode
 from .checkpoint import load_checkpoint, load_state, model_payload, save_checkpoint
 from .config import Config, config_to_dict, save_config
 from .distributed import DistributedEnv, ResumableSampler, all_reduce_mean, barrier, gather_objects, init_distributed
@@ -178,7 +178,7 @@ def train(config: Config) -> dict:
             monitor.record("val", done, metrics.as_dict())
             if env.is_main and metrics.top1 > best_top1:
                 best_top1 = metrics.top1
-                payload = model_payload(model, classes, config.data.normalization, iteration=done, metrics=metrics.as_dict())
+                payload = model_payload(model, classes, config.data.normalization, input=input_geometry(config), iteration=done, metrics=metrics.as_dict())
                 save_checkpoint(run_dir / "best.pt", {**payload, "config": config_to_dict(config)})
 
         if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
@@ -188,7 +188,7 @@ def train(config: Config) -> dict:
     monitor.message(f"finished {config.solver.max_iter} iterations; {bad} bad training sample(s) skipped" + ("" if not bad else " (see log)"))
     monitor.close(plots=config.train.plots)
     if env.is_main:
-        payload = model_payload(model, classes, config.data.normalization, iteration=config.solver.max_iter)
+        payload = model_payload(model, classes, config.data.normalization, input=input_geometry(config), iteration=config.solver.max_iter)
         save_checkpoint(run_dir / "final.pt", {**payload, "config": config_to_dict(config)})
     barrier(env)
     return {"run_dir": str(run_dir), "metrics": None if metrics is None else metrics.as_dict(), "bad_samples": bad}
@@ -253,7 +253,7 @@ def save_training_state(run_dir, iteration, model, optimizer, scaler, position, 
     """Everything a resumed run needs, RNG states of every process included."""
     rng = gather_objects(_rng_state(env), env)
     if env.is_main:
-        payload = model_payload(model, classes, config.data.normalization)
+        payload = model_payload(model, classes, config.data.normalization, input=input_geometry(config))
         payload.update(
             iteration=iteration,
             optimizer=optimizer.state_dict(),
