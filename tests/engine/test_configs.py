@@ -17,7 +17,7 @@ def test_recipe_loads(path):
 
 
 def test_recipes_match_the_released_solvers():
-    root = CONFIGS[0].parents[1] / "configs"
+    root = Path(__file__).resolve().parents[2] / "configs"
     artnet = load_config(root / "kinetics" / "artnet_r18_d.yaml")
     assert (artnet.solver.batch_size, artnet.solver.base_lr, artnet.solver.max_iter) == (224, 0.1, 250000)
     assert artnet.solver.lr_steps == [70000, 140000, 180000, 220000] and artnet.model.dropout == 0.2
