@@ -303,11 +303,13 @@ class PyAVReader(VideoReader):
             raise DataError(f"{self.path}: decoding failed ({_reason(error)})") from None
 
     def _seek_to_start(self) -> None:
-        self._seek(self._pts[0] if self._pts else 0)
+        # the file's start, not the first packet's timestamp: AVI seeks by decode order, and landing on
+        # a later "keyframe" would silently drop the first frames
+        self._seek(0, stream=None)
 
-    def _seek(self, pts: int) -> None:
+    def _seek(self, pts: int, stream="video") -> None:
         try:
-            self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+            self._container.seek(pts, stream=self._stream if stream else None, backward=True, any_frame=False)
         except self._av.FFmpegError as error:
             raise DataError(f"{self.path}: cannot seek ({_reason(error)})") from None
 
