@@ -74,8 +74,11 @@ def test_clips(num_frames: int, num_clips: int = 25, clip_len: int = 16, stride:
         starts = np.zeros(num_clips, dtype=np.int64)
     else:
         step = (num_frames - span) / (num_clips - 1)
-        # 1 + k * step, floored, minus 1: upstream's numpy arange ticks, 0-based
-        starts = np.floor(1.0 + np.arange(num_clips) * step).astype(np.int64) - 1
+        # numpy's arange(1, stop, step) computes 1 + k * ((1 + step) - 1) for k >= 2: the same rounding
+        # here makes the starts bit-identical to upstream's
+        ticks = 1.0 + np.arange(num_clips) * ((1.0 + step) - 1.0)
+        ticks[1] = 1.0 + step
+        starts = np.floor(ticks).astype(np.int64) - 1
     return _clips(starts, num_frames, clip_len, stride)
 
 
