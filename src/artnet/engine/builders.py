@@ -74,22 +74,35 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def build_dataset(config: Config, mode: str, protocol=None):
-    """The dataset of ``mode`` (``train``, ``val``, ``test``) as the config describes it."""
-    from ..data import VideoDataset, load_annotations
+def build_annotations(config: Config, mode: str):
+    """The annotation records of the training (``mode="train"``) or test set."""
+    from ..data import load_annotations
 
     data = config.data
-    subset = data.train_subset if mode == "train" else data.test_subset
-    annotations_file = data.test_annotations if mode != "train" and data.test_annotations else data.annotations
-    annotations = load_annotations(
-        data.format,
-        root=data.root,
-        annotations=annotations_file,
-        split=data.split,
-        subset=subset,
-        class_order=data.class_order,
-        max_missing_ratio=data.max_missing_ratio,
-    )
+    is_train = mode == "train"
+    annotation_file = data.annotations if is_train or not data.test_annotations else data.test_annotations
+    subset = (data.train_subset if is_train else data.test_subset) or None
+    options: dict = {"max_missing_ratio": data.max_missing_ratio}
+    if data.format in ("ucf101", "hmdb51"):
+        options.update(splits_dir=annotation_file, split=data.split, subset=subset)
+        if data.format == "hmdb51":
+            options["class_order"] = data.class_order
+    elif data.format == "kinetics":
+        options.update(csv_file=annotation_file, subset=subset)
+    elif data.format == "list":
+        options["list_file"] = annotation_file
+    else:
+        raise ConfigError(f"data.format must be ucf101, hmdb51, kinetics or list, got {data.format!r}")
+    if data.classes and data.format in ("kinetics", "list"):
+        options["classes"] = data.classes
+    return load_annotations(data.format, root=data.root or None, **options)
+
+
+def build_dataset(config: Config, mode: str, protocol=None):
+    """The dataset of ``mode`` (``train``, ``val``, ``test``) as the config describes it."""
+    from ..data import VideoDataset
+
+    data = config.data
     options = dict(
         mode=mode,
         clip_len=data.clip_len,
@@ -99,9 +112,10 @@ def build_dataset(config: Config, mode: str, protocol=None):
         crop_size=data.crop_size,
         normalization=data.normalization,
         backend=data.backend,
+        frame_pattern=data.frame_pattern or None,
         max_bad_ratio=data.max_bad_ratio,
         seed=config.train.seed,
     )
     if protocol is not None and mode == "test":
         options.update(num_clips=protocol.num_clips, crops=protocol.crops)
-    return VideoDataset(annotations, **options)
+    return VideoDataset(build_annotations(config, mode), **options)

@@ -43,11 +43,12 @@ class DataConfig:
 
     format: str = "ucf101"  # ucf101 | hmdb51 | kinetics | list  (artnet.data.load_annotations)
     root: str = ""  # folder of videos or frame folders
-    annotations: str = ""  # split folder (ucf101, hmdb51), CSV (kinetics) or list file (list)
+    annotations: str = ""  # split folder (ucf101, hmdb51), training CSV (kinetics) or list file (list)
     split: int = 1  # ucf101 / hmdb51 split
     train_subset: str = "train"
-    test_subset: str = "test"  # kinetics: "val" / "validate", as named in the CSV
-    test_annotations: str = ""  # list format: a separate test list; "" = annotations
+    test_subset: str = "test"  # kinetics: "validate" (rows of the CSV's split column); "" = all rows
+    test_annotations: str = ""  # kinetics / list: the test CSV or list; "" = annotations
+    classes: str = ""  # kinetics / list: a file of class names (one per line); "" = the defaults
     frame_pattern: str = ""  # frame folders: e.g. "image_{:05d}.jpg"; "" = the reader's default
     class_order: str = "upstream"  # hmdb51: "upstream" (class_list.txt order) or "alphabetical"
     frame_size: list[int] = field(default_factory=lambda: [128, 170])  # H, W frames are resized to

@@ -16,7 +16,6 @@ import torch
 
 from ..errors import DataError
 from ..table import format_table
-from .acceleration import Acceleration
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .distributed import init_distributed
 from .evaluate import batched_view_logits, get_protocol
@@ -75,14 +74,22 @@ def predict(inputs: list[str], checkpoint: str, topk: int = 5, protocol: str = "
         crop_size=geometry.get("crop_size", 112),
         normalization=payload.get("normalization", "caffe"),
     )
-    accel = Acceleration()
-    items = (dataset[i] for i in range(len(dataset)))
+    errors: dict[int, str] = {}
+
+    def items():
+        for index in range(len(dataset)):
+            try:
+                yield dataset.load(index), -1, index
+            except DataError as error:
+                errors[index] = str(error)
+                yield None, -1, index
+
     predictions = []
     with torch.no_grad():
-        for index, _, logits in batched_view_logits(model, items, 10, env.device, lambda: accel.autocast(env.device.type)):
+        for index, _, logits in batched_view_logits(model, items(), view_batch=10, device=env.device):
             path = str(paths[index])
             if logits is None:
-                predictions.append(Prediction(path, [], [], error=dataset.error_of(index)))
+                predictions.append(Prediction(path, [], [], error=errors[index]))
                 continue
             probabilities = logits.mean(dim=0).softmax(dim=0)
             scores, indices = probabilities.topk(min(topk, len(classes)))

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data import seed_worker
 from ..errors import CheckpointError, ConfigError
 from ..models.tsn import consensus_forward
 from .acceleration import Acceleration
@@ -197,23 +198,25 @@ def train(config: Config) -> dict:
 def micro_batches(dataset, sampler: ResumableSampler, position: DataPosition, size: int, config: Config, env: DistributedEnv) -> Iterator:
     """Endless ``(clips, labels)`` micro-batches, epoch after epoch, from ``position`` on.
 
-    Each epoch gets a fresh loader whose order and augmentations depend on (seed, epoch, index)
-    only, never on the global RNG, so that a resumed run draws the same batches.
+    Order and augmentations depend on (seed, epoch, index) only, never on the global RNG, so a
+    resumed run draws the same batches. The workers live across epochs (the epoch reaches them
+    through the dataset's shared memory).
     """
+    workers = config.data.num_workers
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=env.device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(config.train.seed),
+        worker_init_fn=seed_worker,
+    )
     while True:
         sampler.set_epoch(position.epoch, start=position.consumed)
         dataset.set_epoch(position.epoch)
-        generator = torch.Generator().manual_seed(config.train.seed * 100_003 + position.epoch)
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=size,
-            sampler=sampler,
-            num_workers=config.data.num_workers,
-            drop_last=True,
-            pin_memory=env.device.type == "cuda",
-            generator=generator,
-            worker_init_fn=_seed_worker,
-        )
         for clips, labels, _ in loader:
             position.consumed += len(labels)
             yield clips, labels
@@ -301,12 +304,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
-
-
-def _seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 def _rng_state(env: DistributedEnv) -> dict:
