@@ -75,6 +75,18 @@ def broadcast_object(obj: Any, env: DistributedEnv) -> Any:
     return box[0]
 
 
+def broadcast_buffers(model: torch.nn.Module, env: DistributedEnv) -> None:
+    """Give every process rank 0's buffers (BN running statistics), e.g. before an evaluation.
+
+    With per-process BN, each process updates its running statistics from its own batches after
+    DDP's broadcast at the start of a forward pass; evaluating with rank 0's makes every process
+    evaluate the model the checkpoint holds.
+    """
+    if env.is_distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def all_reduce_mean(value: float, env: DistributedEnv) -> float:
     if not env.is_distributed:
         return value

@@ -10,6 +10,7 @@ exactly the samples, augmentations and dropout masks the interrupted run would h
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import re
@@ -30,7 +31,7 @@ from .acceleration import Acceleration
 from .builders import build_dataset, build_model, input_geometry, load_init_weights, set_train_mode
 from .checkpoint import load_checkpoint, load_state, model_payload, save_checkpoint
 from .config import Config, config_to_dict, save_config
-from .distributed import DistributedEnv, ResumableSampler, all_reduce_mean, barrier, gather_objects, init_distributed
+from .distributed import DistributedEnv, ResumableSampler, all_reduce_mean, barrier, broadcast_buffers, gather_objects, init_distributed
 from .evaluate import evaluate, get_protocol
 from .monitor import RunMonitor
 from .solver import build_optimizer, learning_rate, set_learning_rate
@@ -93,12 +94,13 @@ def train(config: Config) -> dict:
     plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
 
     # Resume from the newest checkpoint of this run, if there is one.
-    position, start = DataPosition(), 0
+    position, start, best_top1 = DataPosition(), 0, -1.0
     resume_path = find_resume_checkpoint(run_dir, config.train.resume)
     if resume_path is not None:
-        start, position = restore_training_state(resume_path, model, optimizer, scaler, env)
+        start, position, best_top1 = restore_training_state(resume_path, model, optimizer, scaler, env)
+        if env.is_main:
+            forget_after(run_dir, start)
         _say(env, f"resumed from {resume_path} at iteration {start}")
-    best_top1 = _best_so_far(run_dir)
 
     net = accel.apply(model)
     if env.is_distributed:
@@ -163,6 +165,7 @@ def train(config: Config) -> dict:
             )
 
         if done == config.solver.max_iter or (config.train.eval_interval and done % config.train.eval_interval == 0):
+            broadcast_buffers(model, env)
             metrics = evaluate(
                 model,
                 val_set,
@@ -183,7 +186,7 @@ def train(config: Config) -> dict:
                 save_checkpoint(run_dir / "best.pt", {**payload, "config": config_to_dict(config)})
 
         if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
-            save_training_state(run_dir, done, model, optimizer, scaler, position, config, classes, env)
+            save_training_state(run_dir, done, model, optimizer, scaler, position, best_top1, config, classes, env)
 
     bad = train_set.bad_samples()
     monitor.message(f"finished {config.solver.max_iter} iterations; {bad} bad training sample(s) skipped" + ("" if not bad else " (see log)"))
@@ -252,7 +255,7 @@ def _has_checkpoint(run_dir: Path, resume: str) -> bool:
     return find_resume_checkpoint(run_dir, resume) is not None
 
 
-def save_training_state(run_dir, iteration, model, optimizer, scaler, position, config, classes, env) -> None:
+def save_training_state(run_dir, iteration, model, optimizer, scaler, position, best_top1, config, classes, env) -> None:
     """Everything a resumed run needs, RNG states of every process included."""
     rng = gather_objects(_rng_state(env), env)
     if env.is_main:
@@ -262,6 +265,7 @@ def save_training_state(run_dir, iteration, model, optimizer, scaler, position, 
             optimizer=optimizer.state_dict(),
             scaler=scaler.state_dict(),
             data_position={"epoch": position.epoch, "consumed": position.consumed},
+            best_top1=best_top1,
             rng=rng,
             world_size=env.world_size,
             config=config_to_dict(config),
@@ -272,7 +276,7 @@ def save_training_state(run_dir, iteration, model, optimizer, scaler, position, 
     barrier(env)
 
 
-def restore_training_state(path: Path, model, optimizer, scaler, env) -> tuple[int, DataPosition]:
+def restore_training_state(path: Path, model, optimizer, scaler, env) -> tuple[int, DataPosition, float]:
     checkpoint = load_checkpoint(path)
     if "optimizer" not in checkpoint:
         raise CheckpointError(f"{path}: holds weights only, not a training state to resume")
@@ -283,14 +287,18 @@ def restore_training_state(path: Path, model, optimizer, scaler, env) -> tuple[i
     if checkpoint.get("world_size", 1) == env.world_size:
         _set_rng_state(rng[env.rank])
     position = DataPosition(**checkpoint["data_position"])
-    return int(checkpoint["iteration"]), position
+    return int(checkpoint["iteration"]), position, float(checkpoint.get("best_top1", -1.0))
 
 
-def _best_so_far(run_dir: Path) -> float:
-    path = run_dir / "best.pt"
-    if not path.is_file():
-        return -1.0
-    return float(load_checkpoint(path).get("metrics", {}).get("top1", -1.0))
+def forget_after(run_dir: Path, iteration: int) -> None:
+    """A resumed run repeats the iterations after its checkpoint: drop what was logged of them
+    (so curves show each iteration once) and the half-written checkpoint of a killed run."""
+    log = run_dir / "log.jsonl"
+    if log.is_file():
+        kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["iteration"] <= iteration]
+        log.write_text("".join(line + "\n" for line in kept))
+    for stale in (run_dir / "checkpoints").glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------
