@@ -13,7 +13,7 @@ import sys
 
 from ..errors import ArtnetError
 
-COMMAND_MODULES = ("info", "convert")
+COMMAND_MODULES = ("info", "train", "test", "predict", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,11 +36,20 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("ARTNET_DEBUG"):
             raise
         message = str(error) if isinstance(error, ArtnetError) else f"{error.strerror}: {error.filename}"
-        print(f"artnet {args.command}: error: {message}", file=sys.stderr)
+        print(f"artnet {args.command}: error: {one_line(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"artnet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(message: str) -> str:
+    """The error itself: DataLoader re-raises a worker's error with its traceback in the message."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and any(line.startswith("Original Traceback") for line in lines):
+        last = lines[-1]
+        return last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
+    return " ".join(lines)
 
 
 if __name__ == "__main__":

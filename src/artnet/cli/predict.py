@@ -1,0 +1,24 @@
+"""``artnet predict VIDEO_OR_FOLDER --checkpoint CKPT``: top-k classes of videos."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("predict", help="top-k class names of videos, as a table, JSON or CSV")
+    parser.add_argument("inputs", nargs="+", help="video files, frame folders, or folders of videos")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--protocol", default="25x10", help="1clip | 25x10 | 10x3 | 25x1 (default 25x10)")
+    parser.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    parser.add_argument("--device", default="auto")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.predict import format_predictions, predict
+
+    predictions = predict(args.inputs, args.checkpoint, topk=args.topk, protocol=args.protocol, device=args.device)
+    print(format_predictions(predictions, args.format))
+    return 0 if all(p.error is None for p in predictions) else 1

@@ -1,0 +1,224 @@
+"""``VideoDataset``: video records -> (clip, label, index), wiring sampler, reader and transforms.
+
+Modes:
+- ``"train"``: one random clip per segment (``num_segments``; 1 for Kinetics, 2 for TSN fine-tuning),
+  the multi-scale crop and flip drawn once per video. Clip ``(C, T, H, W)``, or ``(S, C, T, H, W)``.
+- ``"val"``: the centre clip of each segment, centre crop (upstream's in-training test).
+- ``"test"``: ``num_clips`` uniformly spaced clips x ``crops`` views, clip-major: ``(V, C, T, H, W)``.
+
+A sample's random draws depend only on ``(seed, epoch, index)``. A video that cannot be read is
+logged once, counted (across DataLoader worker processes) and, in train / val, replaced by another
+video; above ``max_bad_ratio`` of the dataset the run stops with a summary. In test mode it gives
+``clip=None`` and :func:`collate_test` reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import random
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from . import sampling, transforms
+from .annotations import Annotations, VideoRecord
+from .readers import TRUNCATION_TOLERANCE, UPSTREAM_FRAME_SIZE, Size, open_video
+
+log = logging.getLogger(__name__)
+
+MODES = ("train", "val", "test")
+#: how many other videos a bad training sample may be replaced with before giving up
+MAX_REPLACEMENTS = 100
+
+
+class VideoDataset(torch.utils.data.Dataset):
+    def __init__(
+        self,
+        annotations: Annotations | Sequence[VideoRecord],
+        classes: Sequence[str] | None = None,
+        *,
+        mode: str = "train",
+        clip_len: int = 16,
+        frame_stride: int = 1,
+        num_segments: int = 1,
+        num_clips: int = 25,
+        crops: str = "10crop",
+        frame_size: Size = UPSTREAM_FRAME_SIZE,
+        crop_size: int = 112,
+        normalization: str | None = "caffe",
+        backend: str = "auto",
+        frame_pattern: str | None = None,
+        scale_ratios: Sequence[float] = transforms.SCALE_RATIOS,
+        max_distort: int = 1,
+        flip: bool = True,
+        max_bad_ratio: float = 0.01,
+        seed: int = 0,
+    ):
+        if isinstance(annotations, Annotations):
+            records, classes = annotations.records, annotations.classes if classes is None else classes
+        else:
+            records = list(annotations)
+        if mode not in MODES:
+            raise DataError(f"unknown dataset mode {mode!r}: use one of {', '.join(MODES)}")
+        if crops not in transforms.TEST_CROPS:
+            raise DataError(f"unknown test crops {crops!r}: use one of {', '.join(transforms.TEST_CROPS)}")
+        if normalization is not None and normalization not in transforms.NORMALIZATIONS:
+            raise DataError(f"unknown normalization {normalization!r}: use one of {', '.join(transforms.NORMALIZATIONS)} or None")
+        if not records:
+            raise DataError("the dataset has no videos")
+        self.records = list(records)
+        self.classes = list(classes) if classes is not None else None
+        self.mode = mode
+        self.clip_len, self.frame_stride = clip_len, frame_stride
+        self.num_segments, self.num_clips, self.crops = num_segments, num_clips, crops
+        self.frame_size, self.crop_size = frame_size, crop_size
+        self.normalization = normalization
+        self.backend, self.frame_pattern = backend, frame_pattern
+        self.scale_ratios, self.max_distort, self.flip = tuple(scale_ratios), max_distort, flip
+        self.max_bad_ratio = max_bad_ratio
+        self.seed = seed
+        self._bad = BadSamples(len(self.records))
+        self._epoch = multiprocessing.Value("q", 0, lock=False)  # shared: persistent workers see set_epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch.value = int(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value)
+
+    def bad_samples(self) -> int:
+        """How many distinct videos failed to load so far (in every worker process)."""
+        return self._bad.count()
+
+    def bad_indices(self) -> list[int]:
+        return self._bad.indices()
+
+    def __getitem__(self, index: int):
+        index = int(index)
+        if self.mode == "test":
+            try:
+                return self.load(index), self.records[index].label, index
+            except DataError as error:
+                self._bad.mark(index, error, self.records[index].path, raise_above=None)
+                return None, self.records[index].label, index
+        candidate = index
+        for attempt in range(MAX_REPLACEMENTS + 1):
+            if not self._bad.is_bad(candidate):
+                try:
+                    return self.load(candidate, attempt=attempt, for_index=index), self.records[candidate].label, candidate
+                except DataError as error:
+                    limit = int(self.max_bad_ratio * len(self))
+                    self._bad.mark(candidate, error, self.records[candidate].path, raise_above=limit, total=len(self))
+            rng = np.random.default_rng([self.seed, self.epoch, index, attempt, 1])
+            candidate = int(rng.integers(len(self)))
+        raise DataError(f"no readable video found for sample {index} after {MAX_REPLACEMENTS} replacements")
+
+    def load(self, index: int, *, attempt: int = 0, for_index: int | None = None) -> torch.Tensor:
+        """The clip of ``records[index]`` (no bad-sample handling): read, sample, crop, normalise."""
+        record = self.records[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index if for_index is None else for_index, attempt])
+        with open_video(record.path, backend=self.backend, size=self.frame_size, frame_pattern=self.frame_pattern) as reader:
+            num_frames = _usable_frames(record, reader.num_frames)
+            if self.mode == "train":
+                indices = sampling.segment_clips(num_frames, self.num_segments, self.clip_len, self.frame_stride, rng=rng)
+            elif self.mode == "val":
+                indices = sampling.segment_clips(num_frames, self.num_segments, self.clip_len, self.frame_stride)
+            else:
+                indices = sampling.test_clips(num_frames, self.num_clips, self.clip_len, self.frame_stride)
+            frames = torch.from_numpy(reader.read(indices.reshape(-1)))
+        frames = frames.view(*indices.shape, *frames.shape[1:])  # (clips, T, H, W, 3)
+        height, width = frames.shape[2:4]
+        if self.mode == "train":
+            crop = transforms.random_crop(
+                height,
+                width,
+                rng,
+                crop_size=self.crop_size,
+                scale_ratios=self.scale_ratios,
+                max_distort=self.max_distort,
+                flip=self.flip,
+            )
+            views = transforms.apply_crop(frames, crop, self.crop_size)
+        elif self.mode == "val":
+            views = transforms.apply_crop(frames, transforms.center_crop(height, width, self.crop_size), self.crop_size)
+        else:
+            crops = transforms.test_crops(height, width, self.crop_size, self.crops)
+            views = torch.stack([transforms.apply_crop(frames, crop, self.crop_size) for crop in crops], dim=1).flatten(0, 1)
+        if self.mode != "test" and self.num_segments == 1:
+            views = views[0]
+        return views if self.normalization is None else transforms.normalize(views, self.normalization)
+
+
+def collate_test(batch):
+    """Collate test samples, dropping videos that could not be read.
+
+    Returns ``(clips, labels, indices, failed)``: clips ``(B, V, C, T, H, W)`` (``None`` when every
+    video of the batch failed), labels and dataset indices of the kept videos, and the dataset indices
+    of the failed ones (they get no prediction; the evaluation reports how many).
+    """
+    kept = [item for item in batch if item[0] is not None]
+    failed = [int(item[2]) for item in batch if item[0] is None]
+    clips = torch.stack([item[0] for item in kept]) if kept else None
+    labels = torch.tensor([int(item[1]) for item in kept], dtype=torch.long)
+    indices = torch.tensor([int(item[2]) for item in kept], dtype=torch.long)
+    return clips, labels, indices, failed
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn`` for DataLoader: seed the global RNGs of a worker from its torch seed.
+
+    The dataset's own draws come from ``(seed, epoch, index)`` and do not need it; this keeps any
+    other randomness in a worker (user transforms, libraries) reproducible too.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class BadSamples:
+    """Which videos failed, shared by every DataLoader worker process (shared memory, one lock)."""
+
+    def __init__(self, size: int):
+        self._flags = multiprocessing.RawArray("b", size)
+        self._count = multiprocessing.Value("q", 0)
+
+    def is_bad(self, index: int) -> bool:
+        return bool(self._flags[index])
+
+    def count(self) -> int:
+        return int(self._count.value)
+
+    def indices(self) -> list[int]:
+        return [i for i, flag in enumerate(self._flags) if flag]
+
+    def mark(self, index: int, error: DataError, path: str, *, raise_above: int | None, total: int = 0) -> None:
+        with self._count.get_lock():
+            first = not self._flags[index]
+            if first:
+                self._flags[index] = 1
+                self._count.value += 1
+            count = self._count.value
+        if first:
+            log.warning("unreadable video #%d (%d so far): %s", index, count, error)
+        if raise_above is not None and count > raise_above:
+            raise DataError(
+                f"{count} of {total} videos could not be read ({count / max(total, 1):.1%}), above max_bad_ratio;"
+                f" last: {error}"
+            )
+
+
+def _usable_frames(record: VideoRecord, decodable: int) -> int:
+    """Frames to sample from: the decodable count, checked against the list's claim where it has one."""
+    if record.num_frames is None:
+        return decodable
+    frames, fraction = TRUNCATION_TOLERANCE
+    if record.num_frames - decodable > max(frames, fraction * record.num_frames):
+        raise DataError(f"{record.path}: the list says {record.num_frames} frames, but only {decodable} decode")
+    return min(decodable, record.num_frames) if record.num_frames > 0 else decodable

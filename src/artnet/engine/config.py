@@ -1,0 +1,294 @@
+"""Typed run configuration: YAML files on disk, ``key=value`` overrides, saved resolved with each run.
+
+The schema is a tree of dataclasses (below). A YAML file may start from others with
+``_base_: [relative/path.yaml, ...]``; later values win, dictionaries merge key by key.
+Every key is checked against the schema: an unknown or misspelt key is an error naming the
+file, the line and the closest valid key; every value is checked against its field's type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Keywords of :func:`artnet.create_model` (see ``artnet.models.MODEL_OPTIONS``)."""
+
+    name: str = "artnet_r18_d"
+    num_classes: int | None = None  # None: the number of classes of the training set
+    shortcut: str = "3x3x3"
+    dropout: float = 0.2
+    in_channels: int = 3
+    width_mult: float = 1.0
+    init: str = "xavier"
+    relation_channels: str = "reduce"
+    depths: list[int] | None = None
+    temporal_strides: list[int] | None = None
+
+
+@dataclass
+class DataConfig:
+    """Where the videos and annotations are, and how clips are cut from them."""
+
+    format: str = "ucf101"  # ucf101 | hmdb51 | kinetics | list  (artnet.data.load_annotations)
+    root: str = ""  # folder of videos or frame folders
+    annotations: str = ""  # split folder (ucf101, hmdb51), training CSV (kinetics) or list file (list)
+    split: int = 1  # ucf101 / hmdb51 split
+    train_subset: str = "train"
+    test_subset: str = "test"  # kinetics: "validate" (rows of the CSV's split column); "" = all rows
+    test_annotations: str = ""  # kinetics / list: the test CSV or list; "" = annotations
+    classes: str = ""  # kinetics / list: a file of class names (one per line); "" = the defaults
+    frame_pattern: str = ""  # frame folders: e.g. "image_{:05d}.jpg"; "" = the reader's default
+    class_order: str = "upstream"  # hmdb51: "upstream" (class_list.txt order) or "alphabetical"
+    frame_size: list[int] = field(default_factory=lambda: [128, 170])  # H, W frames are resized to
+    clip_len: int = 16
+    frame_stride: int = 1
+    crop_size: int = 112
+    num_segments: int = 1  # TSN segments per video in training (1 = plain clips)
+    normalization: str = "caffe"  # caffe | caffe_rgb | kinetics
+    backend: str = "auto"
+    num_workers: int = 4
+    max_bad_ratio: float = 0.01  # training stops when more than this share of samples fail to decode
+    max_missing_ratio: float = 0.0  # annotation entries whose file is missing
+
+
+@dataclass
+class SolverConfig:
+    """SGD as the upstream Caffe solvers; batch sizes are the recipe's global batch."""
+
+    batch_size: int = 224  # clips (or videos, with TSN segments) per iteration over all processes
+    micro_batch: int = 0  # most clips per forward pass per process; 0 = the whole per-process batch
+    base_lr: float = 0.1
+    lr_policy: str = "multistep"  # multistep | step
+    lr_steps: list[int] = field(default_factory=lambda: [70000, 140000, 180000, 220000])  # multistep
+    lr_stepsize: int = 0  # step: lr drops every lr_stepsize iterations
+    gamma: float = 0.1
+    max_iter: int = 250000
+    momentum: float = 0.9
+    caffe_momentum: bool = True  # Caffe's v = mu v + lr g: rescale momentum when the lr changes
+    weight_decay: float = 5e-4
+    bias_lr_mult: float = 2.0  # upstream: biases at twice the lr and without weight decay
+    clip_grad_norm: float = 0.0  # 0: off; fine-tuning upstream: 40
+    warmup_iters: int = 0
+    warmup_factor: float = 0.1  # lr at iteration 0 is base_lr x warmup_factor
+    reference_batch: int = 0  # linear lr scaling: base_lr x batch_size / reference_batch; 0 = off
+
+
+@dataclass
+class TrainConfig:
+    init: str = ""  # checkpoint to start from (fine-tuning); a head of another shape is re-created
+    resume: str = "auto"  # auto (newest checkpoint in the run dir) | never | a checkpoint path
+    seed: int = 0
+    deterministic: bool = False
+    bn: str = "train"  # train | frozen | partial (TSN: freeze all BN but the first)
+    sync_bn: bool = False  # upstream: per-process BN statistics
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    cudnn_benchmark: bool = True
+    log_interval: int = 20
+    eval_interval: int = 1000  # iterations; 0 = only at the end
+    eval_protocol: str = "1clip"
+    eval_max_videos: int = 0  # 0 = the whole validation set
+    checkpoint_interval: int = 1000
+    keep_last: int = 3
+    device: str = "auto"  # auto | cpu | cuda
+    tensorboard: bool = True
+    plots: bool = True
+
+
+@dataclass
+class TestConfig:
+    protocol: str = "25x10"  # 1clip | 25x10 | 10x3 | 25x1
+    view_batch: int = 10  # views per forward pass (upstream deploy: 10)
+    num_workers: int = 4
+    splits: list[int] = field(default_factory=list)  # ucf101/hmdb51: evaluate several splits
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    output_dir: str = "runs/{name}"  # {name} and {split} are filled in
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir.format(name=self.name, split=self.data.split))
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The defaults, then the YAML file (and its ``_base_`` files), then ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    lines: dict[str, str] = {}
+    if path is not None:
+        _read_yaml_tree(Path(path), tree, lines, seen=())
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {override!r} must look like key=value, e.g. solver.base_lr=0.01")
+        _set_dotted(tree, key.strip(), yaml.safe_load(text) if text.strip() else "")
+        lines[key.strip()] = f"override {override!r}"
+    return _build(Config, tree, prefix="", lines=lines)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    return path
+
+
+def config_from_dict(tree: dict[str, Any], source: str = "checkpoint") -> Config:
+    return _build(Config, tree, prefix="", lines={k: source for k in _dotted_keys(tree)})
+
+
+def _read_yaml_tree(path: Path, tree: dict, lines: dict[str, str], seen: tuple[Path, ...]) -> None:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: _base_ includes itself")
+    if not path.is_file():
+        where = f" (included from {seen[-1]})" if seen else ""
+        raise ConfigError(f"{path}: no such config file{where}")
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(error, 'problem', error)})") from None
+    if node is None:
+        return
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{path}:{node.start_mark.line + 1}: a config file must be a mapping of keys")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    bases = data.pop("_base_", [])
+    for base in [bases] if isinstance(bases, str) else bases:
+        _read_yaml_tree(path.parent / base, tree, lines, seen + (path,))
+    _merge(tree, data)
+    _record_lines(node, prefix="", path=path, lines=lines)
+
+
+def _record_lines(node: yaml.MappingNode, prefix: str, path: Path, lines: dict[str, str]) -> None:
+    for key_node, value_node in node.value:
+        key = f"{prefix}{key_node.value}"
+        lines[key] = f"{path}:{key_node.start_mark.line + 1}"
+        if isinstance(value_node, yaml.MappingNode):
+            _record_lines(value_node, f"{key}.", path, lines)
+
+
+def _merge(into: dict, new: dict) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _set_dotted(tree: dict, key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key}: {part} is not a section")
+    node[leaf] = value
+
+
+def _dotted_keys(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        keys.append(prefix + key)
+        if isinstance(value, dict):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+# ----------------------------------------------------------------------------------------------
+# Type checking
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str, lines: dict[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            valid = [f"{prefix}{n}" for n in names]
+            close = difflib.get_close_matches(dotted, valid, n=1, cutoff=0.5)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; valid keys: {', '.join(valid)}"
+            raise ConfigError(f"{_where(lines, dotted)}unknown config key '{dotted}'{hint}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{_where(lines, dotted)}'{dotted}' is a section, got {value!r}")
+            kwargs[key] = _build(kind, value, f"{dotted}.", lines)
+        else:
+            kwargs[key] = _coerce(value, kind, dotted, lines)
+    return cls(**kwargs)
+
+
+def _where(lines: dict[str, str], key: str) -> str:
+    return f"{lines[key]}: " if key in lines else ""
+
+
+def _coerce(value: Any, kind: Any, key: str, lines: dict[str, str]) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _coerce(value, inner, key, lines)
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{_where(lines, key)}'{key}' must be a list, got {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]", lines) for i, v in enumerate(value)]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"unsupported config type {kind} for {key}")
+    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+    raise ConfigError(f"{_where(lines, key)}'{key}' must be {expected}, got {value!r}")

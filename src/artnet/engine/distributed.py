@@ -1,0 +1,135 @@
+"""torch.distributed plumbing: one process per device, launched by ``torchrun`` (or alone).
+
+``torchrun --nproc-per-node 8 -m artnet train ...`` sets RANK, WORLD_SIZE, LOCAL_RANK and the
+rendezvous; a plain ``artnet train`` is a world of one. NCCL on GPUs, gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistributedEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto") -> DistributedEnv:
+    """Join the process group torchrun describes (if any) and pick this process's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        chosen = torch.device("cuda", local_rank)
+    else:
+        chosen = torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", device_id=chosen if use_cuda else None)
+    return DistributedEnv(rank, world_size, local_rank, chosen)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(env: DistributedEnv) -> None:
+    if env.is_distributed:
+        dist.barrier()
+
+
+def gather_objects(obj: Any, env: DistributedEnv) -> list[Any]:
+    """Every process's ``obj``, in rank order (on every process)."""
+    if not env.is_distributed:
+        return [obj]
+    gathered: list[Any] = [None] * env.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def broadcast_object(obj: Any, env: DistributedEnv) -> Any:
+    if not env.is_distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def broadcast_buffers(model: torch.nn.Module, env: DistributedEnv) -> None:
+    """Give every process rank 0's buffers (BN running statistics), e.g. before an evaluation.
+
+    With per-process BN, each process updates its running statistics from its own batches after
+    DDP's broadcast at the start of a forward pass; evaluating with rank 0's makes every process
+    evaluate the model the checkpoint holds.
+    """
+    if env.is_distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def all_reduce_mean(value: float, env: DistributedEnv) -> float:
+    if not env.is_distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=env.device)
+    dist.all_reduce(tensor)
+    return tensor.item() / env.world_size
+
+
+class ResumableSampler(torch.utils.data.Sampler[int]):
+    """Shuffled, sharded, epoch-seeded indices that can start in the middle of an epoch.
+
+    Epoch ``e`` is a permutation drawn from ``(seed, e)`` alone, cut into ``world_size`` equal
+    shards (the tail wraps around so every process takes the same number of steps). A resumed
+    run sets ``start`` to the number of samples this process had consumed, and sees exactly the
+    indices the interrupted run would have seen.
+    """
+
+    def __init__(self, size: int, env: DistributedEnv, seed: int = 0, shuffle: bool = True):
+        self.size = size
+        self.env = env
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.start = 0
+        self.per_rank = math.ceil(size / env.world_size)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch = epoch
+        self.start = start
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start
+
+    def __iter__(self) -> Iterator[int]:
+        order = np.arange(self.size)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        total = self.per_rank * self.env.world_size
+        order = np.resize(order, total)  # wrap around to make shards equal
+        shard = order[self.env.rank : total : self.env.world_size]
+        return iter(shard[self.start :].tolist())
+
+
+def shard_indices(size: int, env: DistributedEnv) -> list[int]:
+    """Evaluation shards: every index exactly once over all processes, nothing padded."""
+    return list(range(env.rank, size, env.world_size))

@@ -1,0 +1,153 @@
+"""Video-level evaluation: every view of a video through the model, logits averaged.
+
+Protocols (``clips x crops`` per video):
+
+* ``1clip``: the centre clip, centre crop (upstream's in-training validation);
+* ``25x10``: upstream's test: 25 uniformly spaced clips x 10 crops (4 corners + centre, and
+  their flips) = 250 views; logits averaged over crops, then over clips, no softmax;
+* ``10x3`` and ``25x1``: cheaper variants;
+* ``val``: the training-time validation of a TSN recipe: the centre clip of each segment.
+
+Each video is decoded once for all its views, views of several videos are batched together, and
+with several processes each video is evaluated by exactly one of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .distributed import DistributedEnv, gather_objects, shard_indices
+from .metrics import Metrics, compute_metrics
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    num_clips: int
+    crops: str  # center | 3crop | 10crop
+    mode: str = "test"  # the dataset mode that yields its views
+
+    @property
+    def crops_per_clip(self) -> int:
+        return {"center": 1, "3crop": 3, "10crop": 10}[self.crops]
+
+
+PROTOCOLS = {
+    "1clip": Protocol("1clip", 1, "center"),
+    "25x10": Protocol("25x10", 25, "10crop"),
+    "10x3": Protocol("10x3", 10, "3crop"),
+    "25x1": Protocol("25x1", 25, "center"),
+    "val": Protocol("val", 1, "center", mode="val"),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ConfigError(f"unknown test protocol {name!r}; choose from {', '.join(PROTOCOLS)}") from None
+
+
+@dataclass
+class EvalResult:
+    indices: np.ndarray  # dataset indices of the videos with a prediction, sorted
+    labels: np.ndarray
+    video_scores: np.ndarray  # (N, K) averaged logits
+    clip_scores: np.ndarray  # (N, clips, K): crops averaged
+    missing: list[int]  # dataset indices of videos that could not be read
+    metrics: Metrics
+
+
+def _as_views(clip: torch.Tensor) -> torch.Tensor:
+    return clip.unsqueeze(0) if clip.dim() == 4 else clip
+
+
+def batched_view_logits(
+    model: nn.Module, items: Iterable, view_batch: int, device: torch.device, autocast=contextlib.nullcontext, prepare=lambda x: x
+) -> Iterator[tuple[int, int, torch.Tensor | None]]:
+    """``(views | None, label, index)`` items -> ``(index, label, logits (V, K) | None)``.
+
+    Views of consecutive videos share forward passes of ``view_batch`` clips.
+    """
+    queue: list[tuple[torch.Tensor, int, int]] = []
+
+    def flush():
+        if not queue:
+            return
+        views = torch.cat([v for v, _, _ in queue])
+        outputs = []
+        for chunk in views.split(view_batch):
+            with autocast():
+                outputs.append(model(prepare(chunk.to(device, non_blocking=True))).float().cpu())
+        logits = torch.cat(outputs)
+        for (views_i, label, index), part in zip(queue, logits.split([len(v) for v, _, _ in queue])):
+            yield index, label, part
+        queue.clear()
+
+    queued = 0
+    for clip, label, index in items:
+        if clip is None:
+            yield int(index), int(label), None
+            continue
+        views = _as_views(torch.as_tensor(clip))
+        queue.append((views, int(label), int(index)))
+        queued += len(views)
+        if queued >= view_batch:
+            yield from flush()
+            queued = 0
+    yield from flush()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    protocol: Protocol,
+    env: DistributedEnv,
+    *,
+    view_batch: int = 10,
+    num_workers: int = 2,
+    max_videos: int = 0,
+    autocast=contextlib.nullcontext,
+    prepare=lambda x: x,
+    progress=None,
+) -> EvalResult:
+    """Evaluate ``dataset`` (yielding ``(views, label, index)``, ``views=None`` when unreadable).
+
+    Returns the same result on every process; the metrics count each video exactly once.
+    """
+    was_training = model.training
+    model.eval()
+    size = len(dataset) if not max_videos else min(max_videos, len(dataset))
+    shard = torch.utils.data.Subset(dataset, shard_indices(size, env))
+    loader = torch.utils.data.DataLoader(shard, batch_size=None, shuffle=False, num_workers=num_workers)
+    records = []
+    for index, label, logits in batched_view_logits(model, loader, view_batch, env.device, autocast, prepare):
+        records.append((index, label, None if logits is None else logits.numpy()))
+        if progress is not None:
+            progress(1)
+    model.train(was_training)
+
+    records = sorted((r for part in gather_objects(records, env) for r in part), key=lambda r: r[0])
+    found = [r for r in records if r[2] is not None]
+    missing = [r[0] for r in records if r[2] is None]
+    crops = 1 if protocol.mode == "val" else protocol.crops_per_clip
+    if found:
+        view_scores = np.stack([r[2] for r in found])  # (N, V, K)
+        n, v, k = view_scores.shape
+        clip_scores = view_scores.reshape(n, math.ceil(v / crops), crops, k).mean(axis=2)
+        video_scores = clip_scores.mean(axis=1)
+    else:
+        clip_scores = np.zeros((0, 1, 1), np.float32)
+        video_scores = np.zeros((0, 1), np.float32)
+    labels = np.array([r[1] for r in found], dtype=np.int64)
+    metrics = compute_metrics(video_scores, labels, clip_scores, missing=len(missing))
+    return EvalResult(np.array([r[0] for r in found], dtype=np.int64), labels, video_scores, clip_scores, missing, metrics)

@@ -1,0 +1,131 @@
+"""Classification metrics as the paper reports them, and the reports written beside a test.
+
+* overall (instance-level) top-1 and top-5 and their mean, the paper's "avg" (``eval_scores.py``);
+* mean class accuracy (``eval_net.py``);
+* clip-level accuracy: each clip's crops averaged, before clips are averaged into a video.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Metrics:
+    top1: float
+    top5: float
+    avg: float
+    mean_class_accuracy: float
+    clip_top1: float
+    videos: int
+    missing: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        missing = f", {self.missing} without prediction" if self.missing else ""
+        return (
+            f"top-1 {self.top1:.2f}  top-5 {self.top5:.2f}  avg {self.avg:.2f}  mean class {self.mean_class_accuracy:.2f}"
+            f"  clip top-1 {self.clip_top1:.2f}  ({self.videos} videos{missing})"
+        )
+
+
+def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    if len(labels) == 0:
+        return float("nan")
+    k = min(k, scores.shape[1])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return 100.0 * float(np.mean((top == labels[:, None]).any(axis=1)))
+
+
+def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    """Accuracy of each class (rows: true class); NaN for a class with no test video."""
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 100.0 * np.diag(matrix) / totals
+
+
+def compute_metrics(video_scores: np.ndarray, labels: np.ndarray, clip_scores: np.ndarray | None = None, missing: int = 0) -> Metrics:
+    """``video_scores`` (N, K); ``clip_scores`` (N, clips, K) or None."""
+    num_classes = video_scores.shape[1]
+    matrix = confusion_matrix(video_scores.argmax(axis=1), labels, num_classes)
+    top1, top5 = topk_accuracy(video_scores, labels, 1), topk_accuracy(video_scores, labels, 5)
+    if clip_scores is not None and clip_scores.size:
+        clips = clip_scores.shape[1]
+        clip_top1 = topk_accuracy(clip_scores.reshape(-1, num_classes), np.repeat(labels, clips), 1)
+    else:
+        clip_top1 = top1
+    return Metrics(
+        top1=top1,
+        top5=top5,
+        avg=(top1 + top5) / 2,
+        mean_class_accuracy=float(np.nanmean(per_class_accuracy(matrix))) if len(labels) else float("nan"),
+        clip_top1=clip_top1,
+        videos=len(labels),
+        missing=missing,
+    )
+
+
+def write_reports(
+    out_dir: str | Path,
+    metrics: Metrics,
+    video_scores: np.ndarray,
+    labels: np.ndarray,
+    video_ids: list[str],
+    classes: list[str],
+    missing_ids: list[str] = (),
+    extra: dict | None = None,
+    plot: bool = True,
+) -> Path:
+    """``metrics.json``, ``per_class.csv``, ``scores.npz`` (ids, labels, logits) and ``confusion.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps({**metrics.as_dict(), **(extra or {}), "missing_videos": list(missing_ids)}, indent=2))
+    matrix = confusion_matrix(video_scores.argmax(axis=1), labels, len(classes))
+    accuracy = per_class_accuracy(matrix)
+    with open(out / "per_class.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["class_index", "class", "videos", "correct", "accuracy"])
+        for index, name in enumerate(classes):
+            total = int(matrix[index].sum())
+            writer.writerow([index, name, total, int(matrix[index, index]), "" if total == 0 else f"{accuracy[index]:.2f}"])
+    np.savez_compressed(out / "scores.npz", video_ids=np.array(video_ids), labels=labels, scores=video_scores, classes=np.array(classes))
+    if plot:
+        plot_confusion(matrix, classes, out / "confusion.png")
+    return out
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are an optional extra
+        return
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = min(4 + 0.25 * len(classes), 40)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    if len(classes) <= 60:
+        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion (rows normalised)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,97 @@
+"""``artnet test``: a checkpoint, a dataset's test set, a protocol -> metrics and reports.
+
+For UCF101 and HMDB51 the paper reports the mean over the three splits, each split with its own
+fine-tuned model: ``--splits 1,2,3 --checkpoint runs/ucf101_split{split}/final.pt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError
+from ..table import format_table
+from .acceleration import Acceleration
+from .builders import build_dataset
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .config import Config
+from .distributed import init_distributed
+from .evaluate import EvalResult, evaluate, get_protocol
+from .metrics import Metrics, write_reports
+from .monitor import RunMonitor
+
+
+def run_test(config: Config, checkpoint: str, protocol: str | None = None, splits: list[int] | None = None, out_dir: str | None = None) -> list[Metrics]:
+    env = init_distributed(config.train.device)
+    protocol_spec = get_protocol(protocol or config.test.protocol)
+    splits = splits or config.test.splits or [config.data.split]
+    accel = Acceleration(config.train.precision, config.train.channels_last, False)
+    results = []
+    for split in splits:
+        split_config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
+        path = Path(checkpoint.format(split=split))
+        payload = load_checkpoint(path)
+        model = model_from_checkpoint(payload, source=str(path)).to(env.device)
+        split_config = dataclasses.replace(
+            split_config, data=dataclasses.replace(split_config.data, normalization=payload.get("normalization", config.data.normalization))
+        )
+        dataset = build_dataset(split_config, protocol_spec.mode, protocol_spec)
+        check_classes(payload.get("classes", []), list(dataset.classes), path)
+        monitor = RunMonitor(path.parent, len(dataset), 0, enabled=env.is_main, tensorboard=False, unit="video")
+        monitor.message(f"testing {path} on {len(dataset)} videos, protocol {protocol_spec.name}, normalization {split_config.data.normalization}")
+        result = evaluate(
+            model,
+            dataset,
+            protocol_spec,
+            env,
+            view_batch=config.test.view_batch,
+            num_workers=config.test.num_workers,
+            autocast=lambda: accel.autocast(env.device.type),
+            prepare=accel.prepare_input,
+            progress=monitor.progress,
+        )
+        monitor.close(plots=False)
+        if env.is_main:
+            report_dir = Path(out_dir) if out_dir else path.parent / f"test_{protocol_spec.name}"
+            if len(splits) > 1:
+                report_dir = report_dir / f"split{split}"
+            write_test_reports(report_dir, result, dataset, path, protocol_spec.name)
+            print(f"split {split}: {result.metrics.summary()}  -> {report_dir}" if len(splits) > 1 else f"{result.metrics.summary()}  -> {report_dir}")
+        results.append(result.metrics)
+    if env.is_main and len(splits) > 1:
+        print(splits_table(splits, results))
+    return results
+
+
+def check_classes(checkpoint_classes: list[str], dataset_classes: list[str], path: Path) -> None:
+    if len(checkpoint_classes) != len(dataset_classes):
+        raise CheckpointError(f"{path}: a model for {len(checkpoint_classes)} classes, but the test set has {len(dataset_classes)}")
+    numbered = all(name.startswith("class_") for name in checkpoint_classes)  # converted without --classes
+    if not numbered and checkpoint_classes != dataset_classes:
+        first = next(i for i, (a, b) in enumerate(zip(checkpoint_classes, dataset_classes)) if a != b)
+        raise CheckpointError(
+            f"{path}: class {first} is {checkpoint_classes[first]!r} in the checkpoint but {dataset_classes[first]!r} in the test set"
+        )
+
+
+def write_test_reports(report_dir: Path, result: EvalResult, dataset, checkpoint: Path, protocol: str) -> None:
+    records = dataset.records
+    write_reports(
+        report_dir,
+        result.metrics,
+        result.video_scores,
+        result.labels,
+        [records[i].video_id for i in result.indices],
+        list(dataset.classes),
+        missing_ids=[records[i].video_id for i in result.missing],
+        extra={"checkpoint": str(checkpoint), "protocol": protocol},
+    )
+
+
+def splits_table(splits: list[int], results: list[Metrics]) -> str:
+    keys = ("top1", "top5", "avg", "mean_class_accuracy", "clip_top1")
+    rows = [[f"split {s}", *(f"{getattr(m, k):.2f}" for k in keys), m.videos, m.missing] for s, m in zip(splits, results)]
+    rows.append(["mean", *(f"{np.mean([getattr(m, k) for m in results]):.2f}" for k in keys), "", ""])
+    return format_table(("split", "top-1", "top-5", "avg", "mean class", "clip top-1", "videos", "missing"), rows)

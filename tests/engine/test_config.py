@@ -1,0 +1,65 @@
+import pytest
+
+from artnet.engine.config import Config, config_from_dict, config_to_dict, load_config, save_config
+from artnet.errors import ConfigError
+
+
+def test_defaults_file_and_overrides_in_that_order(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("solver:\n  base_lr: 0.1\n  max_iter: 100\nmodel:\n  name: c3d_r18\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("_base_: base.yaml\nsolver:\n  max_iter: 200\n")
+    config = load_config(recipe, ["solver.base_lr=1e-3", "model.depths=[1,1,1,1]", "train.bn=partial"])
+    assert config.model.name == "c3d_r18"
+    assert config.solver.max_iter == 200 and config.solver.base_lr == 0.001
+    assert config.model.depths == [1, 1, 1, 1] and config.train.bn == "partial"
+    assert config.solver.momentum == 0.9  # untouched default
+
+
+def test_misspelt_key_in_a_file_names_file_line_and_closest_key(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("solver:\n  base_lr: 0.1\n  max_itr: 5\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(recipe)
+    message = str(error.value)
+    assert f"{recipe}:3" in message and "'solver.max_itr'" in message and "did you mean 'solver.max_iter'" in message
+    assert "\n" not in message
+
+
+def test_misspelt_override_names_it():
+    with pytest.raises(ConfigError, match=r"override 'solver\.base_lrr=0\.1'.*did you mean 'solver\.base_lr'"):
+        load_config(None, ["solver.base_lrr=0.1"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("solver.max_iter=0.5", "must be an integer"),
+        ("train.deterministic=maybe", "must be true or false"),
+        ("solver.base_lr=fast", "must be a number"),
+        ("model.depths=3", "must be a list"),
+        ("model=3", "is a section"),
+        ("nonsense", "must look like key=value"),
+    ],
+)
+def test_values_are_type_checked(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = load_config(None, ["name=x", "data.frame_size=[64, 85]"])
+    path = save_config(config, tmp_path / "config.yaml")
+    again = load_config(path)
+    assert again == config
+    assert config_from_dict(config_to_dict(config)) == config
+    assert Config(name="abc").run_dir.as_posix() == "runs/abc"
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("solver: [1, 2\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "absent.yaml")
