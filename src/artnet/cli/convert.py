@@ -12,11 +12,17 @@ def add_parser(subparsers) -> None:
         description="Map every blob of a .caffemodel onto an artnet model, checking that none is left over or missing. "
         "The number of classes and the classifier layer (fc8 or fc) come from the prototxt.",
     )
-    parser.add_argument("--prototxt", required=True, help="the network definition the weights belong to (deploy or train_val)")
-    parser.add_argument("--caffemodel", required=True, help="the weights")
-    parser.add_argument("--model", required=True, help="artnet model name: c3d_r18 or artnet_r18_d for the release")
-    parser.add_argument("--out", required=True, help="checkpoint file to write")
-    parser.add_argument("--classes", help="class names, one per line in label order (default: class_000, class_001, ...)")
+    parser.add_argument(
+        "--prototxt", required=True, metavar="FILE", help="the network definition the weights belong to (deploy or train_val)"
+    )
+    parser.add_argument("--caffemodel", required=True, metavar="FILE", help="the weights")
+    parser.add_argument(
+        "--model", required=True, metavar="NAME", help="artnet model name: c3d_r18 or artnet_r18_d for the release"
+    )
+    parser.add_argument("--out", required=True, metavar="CKPT", help="checkpoint file to write")
+    parser.add_argument(
+        "--classes", metavar="FILE", help="class names, one per line in label order (default: class_000, class_001, ...)"
+    )
     parser.add_argument(
         "--rgb", action="store_true", help="swap conv1's input channels so the model takes RGB clips (normalization caffe_rgb)"
     )
