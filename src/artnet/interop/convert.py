@@ -32,7 +32,7 @@ from ..models import create_model
 from ..models.smart import SquarePool
 from .caffe_layout import caffe_layers
 from .caffemodel import CaffeModel, LayerBlobs, fit_blob, read_caffemodel
-from .prototxt import Layer, Net, PrototxtError, load_net
+from .prototxt import Layer, Net, load_net
 from .reference import ReferenceNet, data_shapes, included
 
 POOLING_WEIGHT = 0.5
@@ -52,10 +52,7 @@ def load_prototxt(prototxt: str | Path | Net) -> Net:
         return prototxt
     if not Path(prototxt).is_file():
         raise ConfigError(f"{prototxt}: no such prototxt file")
-    try:
-        return load_net(prototxt)
-    except PrototxtError as error:
-        raise ConfigError(str(error)) from None
+    return load_net(prototxt)  # a malformed file raises PrototxtError, a ConfigError
 
 
 def _test_layers(net: Net) -> list[Layer]:

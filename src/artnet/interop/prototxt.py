@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import ConfigError
+
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+|\#[^\n]*)
@@ -28,7 +30,7 @@ _TOKEN = re.compile(
 )
 
 
-class PrototxtError(ValueError):
+class PrototxtError(ConfigError):
     """A prototxt that cannot be parsed; the message names the file and line."""
 
 
