@@ -13,7 +13,7 @@ import sys
 
 from ..errors import ArtnetError
 
-COMMAND_MODULES = ("info", "train", "test", "predict", "convert")
+COMMAND_MODULES = ("info", "train", "test", "predict", "convert", "synthetic")
 
 
 def build_parser() -> argparse.ArgumentParser:
