@@ -1,0 +1,45 @@
+"""A tiny built-in dataset and helpers to run the CLI as a user would, in a subprocess."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_CONFIG = ROOT / "configs" / "tests" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    from artnet.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic"), seed=0, clips_per_class=3, num_frames=20, height=40, width=52, workers=1)
+
+
+@pytest.fixture(scope="session")
+def reference_run(synthetic, tmp_path_factory):
+    """An uninterrupted deterministic run of the tiny recipe, through the CLI."""
+    run_dir = tmp_path_factory.mktemp("reference")
+    cli("train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir))
+    return run_dir
+
+
+def tiny_overrides(dataset, run_dir: Path, *extra: str) -> list[str]:
+    return [f"data.root={dataset.root}", f"data.annotations={dataset.root}", f"output_dir={run_dir}", *extra]
+
+
+def cli(*args: str, timeout: float = 300, check: bool = True, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m artnet ARGS`` (or under ``launcher``, e.g. torchrun), with this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    command = [*(launcher or [sys.executable]), "-m", "artnet", *map(str, args)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def popen_cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "artnet", *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

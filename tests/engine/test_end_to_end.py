@@ -1,0 +1,118 @@
+"""Through the CLI, on real video files: train, kill, resume, test with every protocol, predict.
+
+The runs are real processes (``python -m artnet``, ``torchrun``), reading real MP4 files of the
+built-in dataset and writing real checkpoints.
+"""
+
+import json
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from artnet.engine.checkpoint import load_checkpoint
+from artnet.engine.monitor import read_log
+
+from .conftest import TINY_CONFIG, cli, popen_cli, tiny_overrides
+
+
+def _last_logged_iteration(run_dir) -> int:
+    entries = [e for e in read_log(run_dir / "log.jsonl") if e["kind"] == "train"] if (run_dir / "log.jsonl").exists() else []
+    return entries[-1]["iteration"] if entries else 0
+
+
+def test_sigkill_and_resume_give_the_uninterrupted_result(synthetic, reference_run, tmp_path):
+    run_dir = tmp_path / "killed"
+    args = ("train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir))
+    kill_at = random.Random(7).choice([4, 5, 7, 8])  # not on a checkpoint (every 3 iterations)
+    process = popen_cli(*args)
+    deadline = time.monotonic() + 240
+    while _last_logged_iteration(run_dir) < kill_at:
+        assert process.poll() is None, f"training ended before the kill:\n{process.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "training made no progress"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert not (run_dir / "final.pt").exists()
+    killed_at = _last_logged_iteration(run_dir)
+    assert kill_at <= killed_at < 9
+
+    resumed = cli(*args)
+    assert "resumed from" in resumed.stdout
+    resumed_from = int(resumed.stdout.split("at iteration ")[1].split()[0])
+    assert resumed_from % 3 == 0 and resumed_from <= killed_at
+
+    final = load_checkpoint(run_dir / "final.pt")["state_dict"]
+    reference = load_checkpoint(reference_run / "final.pt")["state_dict"]
+    assert final.keys() == reference.keys()
+    for key in final:
+        assert torch.equal(final[key], reference[key]), key
+    losses = [e["loss"] for e in read_log(run_dir / "log.jsonl") if e["kind"] == "train"]
+    reference_losses = [e["loss"] for e in read_log(reference_run / "log.jsonl") if e["kind"] == "train"]
+    assert losses == reference_losses  # every iteration logged once, with the same loss
+    metrics = [e for e in read_log(run_dir / "log.jsonl") if e["kind"] == "val"][-1]
+    reference_metrics = [e for e in read_log(reference_run / "log.jsonl") if e["kind"] == "val"][-1]
+    assert {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy")} == {k: reference_metrics[k] for k in ("top1", "top5", "mean_class_accuracy")}
+
+
+@pytest.mark.parametrize("protocol, views", [("1clip", 1), ("25x10", 250), ("10x3", 30), ("25x1", 25)])
+def test_every_test_protocol_reports(synthetic, reference_run, tmp_path, protocol, views):
+    from artnet.cli import main
+
+    out = tmp_path / protocol
+    overrides = tiny_overrides(synthetic, reference_run, "test.view_batch=50")
+    assert main(["test", str(TINY_CONFIG), *overrides, "--checkpoint", str(reference_run / "final.pt"), "--protocol", protocol, "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["videos"] == 12 and metrics["missing"] == 0 and metrics["protocol"] == protocol
+    assert metrics["avg"] == pytest.approx((metrics["top1"] + metrics["top5"]) / 2)
+    scores = np.load(out / "scores.npz")
+    assert scores["scores"].shape == (12, 12) and len(scores["video_ids"]) == 12
+    assert (out / "per_class.csv").read_text().count("\n") == 13
+    assert (out / "confusion.png").exists()
+
+
+def test_predict_names_classes_from_the_checkpoint(synthetic, reference_run):
+    video, label = synthetic.clips("test")[0]
+    result = cli("predict", video, synthetic.root / "Circle", "--checkpoint", reference_run / "final.pt", "--topk", "3", "--format", "json")
+    predictions = json.loads(result.stdout)
+    assert len(predictions) == 1 + 3  # the file, then the three clips of the Circle folder
+    names = [c.name for c in synthetic.classes]
+    for prediction in predictions:
+        assert len(prediction["labels"]) == 3 and set(prediction["labels"]) <= set(names)
+        assert prediction["scores"] == sorted(prediction["scores"], reverse=True) and 0 < sum(prediction["scores"]) <= 1.0001
+
+
+def test_distributed_training_and_evaluation_match_one_process(synthetic, tmp_path):
+    """2 gloo processes train and evaluate; one process re-evaluates the checkpoint: same metrics."""
+    run_dir = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    cli("train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir, "solver.max_iter=4"), launcher=torchrun)
+    distributed = [e for e in read_log(run_dir / "log.jsonl") if e["kind"] == "val"][-1]
+    assert distributed["videos"] == 12 and distributed["missing"] == 0  # each video once, none padded
+
+    for name, launcher in (("one", None), ("two", torchrun)):
+        cli("test", TINY_CONFIG, *tiny_overrides(synthetic, run_dir), "--checkpoint", run_dir / "final.pt", "--out", tmp_path / name, launcher=launcher)
+    single = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    double = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    keys = ("top1", "top5", "mean_class_accuracy", "clip_top1", "videos")
+    assert {k: single[k] for k in keys} == {k: distributed[k] for k in keys} == {k: double[k] for k in keys}
+    np.testing.assert_allclose(np.load(tmp_path / "one" / "scores.npz")["scores"], np.load(tmp_path / "two" / "scores.npz")["scores"], rtol=1e-4, atol=1e-5)
+
+
+def test_misspelt_key_and_wrong_checkpoint_are_one_line_errors(synthetic, reference_run, tmp_path):
+    result = cli("train", TINY_CONFIG, "solver.base_lrr=0.1", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "artnet train: error: override 'solver.base_lrr=0.1': unknown config key 'solver.base_lrr' (did you mean 'solver.base_lr'?)"
+
+    other = tmp_path / "other"
+    result = cli("test", TINY_CONFIG, *tiny_overrides(synthetic, other, "model.name=c3d_r18"), "--checkpoint", reference_run / "missing.pt", check=False)
+    assert result.returncode == 2 and "no such checkpoint file" in result.stderr and result.stderr.count("\n") == 1
+
+    bad_init = cli("train", TINY_CONFIG, *tiny_overrides(synthetic, other, "model.name=c3d_r18", f"train.init={reference_run / 'final.pt'}"), check=False)
+    assert bad_init.returncode == 2
+    assert "weights of artnet_r18_d, but the run trains c3d_r18" in bad_init.stderr and bad_init.stderr.strip().count("\n") == 0
