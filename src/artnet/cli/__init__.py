@@ -13,7 +13,7 @@ import sys
 
 from ..errors import ArtnetError
 
-COMMAND_MODULES = ("info",)
+COMMAND_MODULES = ("info", "prepare", "check_data")
 
 
 def build_parser() -> argparse.ArgumentParser:

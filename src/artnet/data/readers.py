@@ -59,6 +59,11 @@ class VideoReader(ABC):
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 RGB frames ``(len(indices), H, W, 3)``; indices may repeat and come in any order."""
 
+    def iter_frames(self, chunk: int = 64):
+        """Every frame in order, one ``(H, W, 3)`` array at a time (for converting or checking a video)."""
+        for start in range(0, self.num_frames, chunk):
+            yield from self.read(np.arange(start, min(start + chunk, self.num_frames)))
+
     def close(self) -> None:
         pass
 
@@ -230,6 +235,18 @@ class PyAVReader(VideoReader):
         for row, index in enumerate(indices):
             out[row] = frames[int(index)]
         return out
+
+    def iter_frames(self, chunk: int = 64):
+        """Every decodable frame from the start, decoding once; checks the count against :attr:`num_frames`."""
+        self._seek_to_start()
+        count = 0
+        for frame in self._frames():
+            count += 1
+            yield self._convert(frame)
+        self._check_truncation(count)
+        if count != self._num_frames:
+            log.debug("%s: decoded %d frames, the packet index says %d", self.path, count, self._num_frames)
+            self._num_frames = count
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
