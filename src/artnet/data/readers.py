@@ -30,11 +30,17 @@ UPSTREAM_FRAME_SIZE = (128, 170)
 #: frame-folder names tried in this order when no pattern is given (all 1-indexed)
 FRAME_PATTERNS = ("img_{:05d}.jpg", "image_{:05d}.jpg", "image_{:06d}.jpg")
 BACKENDS = ("auto", "pyav", "decord", "frames")
+#: the video backend ``auto`` tries first. PyAV: in benchmarks/data_speed.py it reads prepared short-GOP
+#: files about twice as fast as decord and raw long-GOP MP4s as fast; "decord" makes auto try decord
+#: first for the containers below, falling back to PyAV
+AUTO_VIDEO_BACKEND = "pyav"
 #: containers whose timestamps decord (which indexes frames by packet timestamps) can be trusted with
 DECORD_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm"})
 #: FFmpeg demuxers that invent timestamps from frame positions (no real pts): with B-frames the
 #: decoder's output timestamps then say nothing about display order
 GUESSED_TIMESTAMP_FORMATS = frozenset({"avi"})
+#: JPEG decoder of frame folders: "auto" (torchvision's libjpeg-turbo when installed, else Pillow), "pil"
+JPEG_DECODER = "auto"
 #: a video that decodes fewer frames than its header declares by more than this is truncated
 TRUNCATION_TOLERANCE = (2, 0.02)  # frames, fraction
 
@@ -95,9 +101,9 @@ def open_video(
 
     ``size``: ``(H, W)`` every frame is resized to in the decoder (upstream: 128 x 170 regardless of
     aspect ratio), an int to scale the short side to it keeping the aspect ratio, or ``None`` for the
-    source size. ``backend``: ``"auto"`` (frame folder -> ``frames``; a video -> decord for MP4 / MKV /
-    WebM / MOV where installed, else PyAV, falling back to PyAV when decord cannot decode the file),
-    ``"pyav"``, ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``; by default
+    source size. ``backend``: ``"auto"`` (a frame folder -> ``frames``; a video -> the fastest measured
+    backend, :data:`AUTO_VIDEO_BACKEND`, falling back to PyAV when it cannot decode the file), ``"pyav"``,
+    ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``; by default
     the first of :data:`FRAME_PATTERNS` present. ``threads``: decoder threads (1 suits DataLoader workers).
     """
     path = os.fspath(path)
@@ -113,11 +119,12 @@ def open_video(
         raise DataError(f"{path}: backend 'frames' reads frame folders, and this is a file")
     if backend == "decord":
         return DecordReader(path, size=size, threads=threads)
-    if backend == "auto" and decord_available() and os.path.splitext(path)[1].lower() in DECORD_CONTAINERS:
-        try:
-            return DecordReader(path, size=size, threads=threads)
-        except DataError as error:
-            log.debug("decord cannot read %s (%s); falling back to PyAV", path, error)
+    if backend == "auto" and AUTO_VIDEO_BACKEND == "decord" and decord_available():
+        if os.path.splitext(path)[1].lower() in DECORD_CONTAINERS:
+            try:
+                return DecordReader(path, size=size, threads=threads)
+            except DataError as error:
+                log.debug("decord cannot read %s (%s); falling back to PyAV", path, error)
     return PyAVReader(path, size=size, threads=threads)
 
 
@@ -498,9 +505,11 @@ class FrameFolderReader(VideoReader):
 
 def _decode_images(files: list[str]) -> list[np.ndarray]:
     """uint8 RGB ``(H, W, 3)`` arrays; a missing or corrupt image raises DataError naming it."""
-    if _torchvision_jpeg() and all(f.lower().endswith((".jpg", ".jpeg")) for f in files):
+    if JPEG_DECODER == "auto" and _torchvision_jpeg() and all(f.lower().endswith((".jpg", ".jpeg")) for f in files):
         import torch
         from torchvision.io import ImageReadMode, decode_jpeg
+
+        import warnings
 
         datas = []
         for name in files:
@@ -510,7 +519,12 @@ def _decode_images(files: list[str]) -> list[np.ndarray]:
             except OSError as error:
                 raise DataError(f"{name}: cannot read ({_reason(error)})") from None
         try:
-            return [image.permute(1, 2, 0).numpy() for image in decode_jpeg(datas, mode=ImageReadMode.RGB)]
+            with warnings.catch_warnings():
+                # torchvision 0.29 deprecates its image decoders for TorchCodec's; still libjpeg-turbo, and
+                # 1.3x faster than Pillow here (benchmarks/data_speed.py)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                decoded = decode_jpeg(datas, mode=ImageReadMode.RGB)
+            return [image.permute(1, 2, 0).numpy() for image in decoded]
         except RuntimeError:
             pass  # find which one is corrupt below, with Pillow's message
     from PIL import Image, UnidentifiedImageError
