@@ -165,6 +165,27 @@ def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
 # PyAV
 
 
+_REFORMATTER = (None, None)  # (pid, reformatter)
+_INHERITED = []  # reformatters of a parent process: kept, never freed in a forked child
+
+
+def _shared_reformatter(factory):
+    """One swscale context per process, reused: setting one up costs more than converting a clip.
+
+    A forked DataLoader worker makes its own and never frees the parent's: freeing a swscale context
+    joins its slice threads, which do not exist in the child (a hang). Ours are single-threaded
+    (``threads=1``) anyway: workers are the parallelism.
+    """
+    global _REFORMATTER
+    pid, reformatter = _REFORMATTER
+    if pid != os.getpid():
+        if reformatter is not None:
+            _INHERITED.append(reformatter)
+        reformatter = factory()
+        _REFORMATTER = (os.getpid(), reformatter)
+    return reformatter
+
+
 class _OutOfStep(Exception):
     """The decoder's output disagrees with the packet index: fall back to decoding from the start."""
 
@@ -201,7 +222,7 @@ class PyAVReader(VideoReader):
             if not context.width or not context.height:
                 raise DataError(f"{path}: the video stream has no frame size (unsupported or broken codec)")
             self._size = output_size(context.height, context.width, size)
-            self._reformatter = VideoReformatter()
+            self._reformatter = _shared_reformatter(VideoReformatter)
             self._index_packets()
             self._sequential = self._needs_sequential()
             if self._sequential:
@@ -339,7 +360,8 @@ class PyAVReader(VideoReader):
 
     def _convert(self, frame) -> np.ndarray:
         height, width = self._size
-        return self._reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR").to_ndarray()
+        converted = self._reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=1)
+        return converted.to_ndarray()
 
     def _keyframe_before(self, index: int) -> int:
         position = bisect.bisect_right(self._key_indices, index) - 1
