@@ -502,8 +502,13 @@ class FrameFolderReader(VideoReader):
         while self._pattern.format(count + 1) in names:  # noqa: SIM113
             count += 1
         self._num_frames = count
-        height, width = _decode_images([self._file(0)])[0].shape[:2]
-        self._source_size = (height, width)
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(self._file(0)) as image:  # reads the header only
+                width, height = image.size
+        except (OSError, UnidentifiedImageError) as error:
+            raise DataError(f"{self._file(0)}: cannot decode the image ({_reason(error)})") from None
         self._size = output_size(height, width, size)
 
     @property
