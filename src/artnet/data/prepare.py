@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -95,7 +95,7 @@ def prepare_videos(
     items = select_shard(find_videos(src), shard)
     report = PrepareReport()
     tasks = [(str(Path(src) / rel), str(output_path(dst, rel, options.to)), options) for rel in items]
-    results = _progress(_map(_convert_one, tasks, jobs), len(tasks), f"{options.to} <- {src}", progress)
+    results = progress_bar(map_parallel(_convert_one, tasks, jobs), len(tasks), f"{options.to} <- {src}", progress)
     for source, outcome in results:
         kind, value, target = outcome
         if kind == "failed":
@@ -149,7 +149,7 @@ def write_lists(
     counts (counted where not already known), paths relative to ``relative_to``."""
     known = dict(known_frames or {})
     wanted = sorted({r.path for _, a in annotations for r in a.records} - set(known))
-    for path, outcome in _progress(_map(_count_one, [(p,) for p in wanted], jobs), len(wanted), "counting frames", progress):
+    for path, outcome in progress_bar(map_parallel(_count_one, [(p,) for p in wanted], jobs), len(wanted), "counting frames", progress):
         kind, value, _ = outcome
         if kind == "failed":
             log.warning("%s", value)
@@ -187,7 +187,7 @@ def dataset_lists(kind: str, root: str | os.PathLike, **options) -> list[tuple[s
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _map(function, tasks: list[tuple], jobs: int):
+def map_parallel(function, tasks: list[tuple], jobs: int):
     """``(first task argument, function(*task))`` in completion order, across ``jobs`` processes."""
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
@@ -195,13 +195,11 @@ def _map(function, tasks: list[tuple], jobs: int):
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(function, *task): task[0] for task in tasks}
-        from concurrent.futures import as_completed
-
         for future in as_completed(futures):
             yield futures[future], future.result()
 
 
-def _progress(results: Iterable, total: int, description: str, show: bool) -> Iterable:
+def progress_bar(results: Iterable, total: int, description: str, show: bool) -> Iterable:
     if not show or not total:
         return results
     from tqdm import tqdm
