@@ -73,6 +73,7 @@ def test_one_crop_and_flip_for_every_segment(tmp_path):
 def test_bad_video_is_counted_once_and_replaced_across_workers(records, videos):
     bad = VideoRecord(str(videos["corrupt"]), 9)
     dataset = VideoDataset(records + [bad], mode="train", max_bad_ratio=0.5)
+    dataset[0]  # the parent decodes too: its decoder state must not hang forked workers
     loader = DataLoader(dataset, batch_size=2, num_workers=2, worker_init_fn=seed_worker, persistent_workers=True)
     for epoch in range(2):
         dataset.set_epoch(epoch)

@@ -183,9 +183,20 @@ def test_decord_backend_agrees_on_mp4(videos):
     with open_video(videos["h264"], backend="decord") as reader:
         assert reader.backend == "decord" and reader.num_frames == NUM_FRAMES
         assert frame_levels(reader.read([30, 3, 17])) == [30, 3, 17]
-    with open_video(videos["h264"]) as reader:  # auto picks decord for MP4
-        assert reader.backend == "decord"
-    with open_video(videos["avi"]) as reader:  # and PyAV for AVI
-        assert reader.backend == "pyav"
     with pytest.raises(DataError):
         open_video(videos["corrupt"], backend="decord")
+
+
+@pytest.mark.skipif(not decord_available(), reason="decord is not installed (pip install 'artnet[decord]')")
+def test_auto_backend_tries_the_preferred_one_and_falls_back(videos, monkeypatch):
+    from artnet.data import readers
+
+    with open_video(videos["h264"]) as reader:
+        assert reader.backend == "pyav"  # measured fastest
+    monkeypatch.setattr(readers, "AUTO_VIDEO_BACKEND", "decord")
+    with open_video(videos["h264"]) as reader:
+        assert reader.backend == "decord"
+    with open_video(videos["avi"]) as reader:  # AVI: never decord (it trusts the container's count)
+        assert reader.backend == "pyav"
+    with open_video(videos["odd"]) as reader:  # decord cannot open odd-sized 4:4:4: falls back
+        assert reader.backend in ("pyav", "decord")

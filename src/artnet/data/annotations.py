@@ -22,7 +22,7 @@ from ..errors import DataError
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp", ".ogv", ".wmv"})
-KINDS = ("ucf101", "hmdb51", "kinetics", "list")
+KINDS = ("ucf101", "hmdb51", "kinetics", "list", "folders")
 HMDB51_SPLIT_VALUES = {"0": None, "1": "train", "2": "test"}
 
 
@@ -79,9 +79,9 @@ def load_annotations(kind: str, *, root: str | os.PathLike | None, **options) ->
 
     ``root`` is the folder holding the videos (or frame folders); ``None`` keeps paths as written and
     checks nothing on disk. The options are those of :func:`load_ucf101`, :func:`load_hmdb51`,
-    :func:`load_kinetics` and :func:`load_list`.
+    :func:`load_kinetics`, :func:`load_list` and :func:`load_folders`.
     """
-    loaders = {"ucf101": load_ucf101, "hmdb51": load_hmdb51, "kinetics": load_kinetics, "list": load_list}
+    loaders = {"ucf101": load_ucf101, "hmdb51": load_hmdb51, "kinetics": load_kinetics, "list": load_list, "folders": load_folders}
     if kind not in loaders:
         raise DataError(f"unknown annotation kind {kind!r}: use one of {', '.join(KINDS)}")
     return loaders[kind](root, **options)
@@ -272,6 +272,29 @@ def load_list(
     if class_names is None:
         class_names = [str(i) for i in range(max((e[1] for e in entries), default=-1) + 1)]
     return _finish(entries, class_names, f"list {list_file}", root, max_missing_ratio)
+
+
+def load_folders(root: str | os.PathLike, *, classes: Sequence[str] | str | os.PathLike | None = None, **_) -> Annotations:
+    """A folder per class: ``root/<class>/<video file or frame folder>``; classes sorted unless given."""
+    root_path = Path(root) if root is not None else None
+    if root_path is None or not root_path.is_dir():
+        raise DataError(f"{root}: dataset root is not a folder")
+    videos = {}  # class folder -> its videos; folders without any (e.g. lists/) are not classes
+    for folder in sorted(entry.name for entry in os.scandir(root_path) if entry.is_dir()):
+        entries = sorted(os.scandir(root_path / folder), key=lambda e: e.name)
+        found = [e.path for e in entries if e.is_dir() or os.path.splitext(e.name)[1].lower() in VIDEO_EXTENSIONS]
+        if found:
+            videos[folder] = found
+    class_names = list(videos) if classes is None else _class_names(classes)
+    label_of = {name: i for i, name in enumerate(class_names)}
+    records = []
+    for name, paths in videos.items():
+        if name not in label_of:
+            raise DataError(f"{root_path / name}: unknown class {name!r}")
+        records += [VideoRecord(path, label_of[name]) for path in paths]
+    if not records:
+        raise DataError(f"{root}: no videos in class folders")
+    return Annotations(records, class_names, f"folders {root}")
 
 
 # ---------------------------------------------------------------------------------------------------------

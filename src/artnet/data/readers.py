@@ -30,11 +30,17 @@ UPSTREAM_FRAME_SIZE = (128, 170)
 #: frame-folder names tried in this order when no pattern is given (all 1-indexed)
 FRAME_PATTERNS = ("img_{:05d}.jpg", "image_{:05d}.jpg", "image_{:06d}.jpg")
 BACKENDS = ("auto", "pyav", "decord", "frames")
+#: the video backend ``auto`` tries first. PyAV: in benchmarks/data_speed.py it reads prepared short-GOP
+#: files about twice as fast as decord and raw long-GOP MP4s as fast; "decord" makes auto try decord
+#: first for the containers below, falling back to PyAV
+AUTO_VIDEO_BACKEND = "pyav"
 #: containers whose timestamps decord (which indexes frames by packet timestamps) can be trusted with
 DECORD_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm"})
 #: FFmpeg demuxers that invent timestamps from frame positions (no real pts): with B-frames the
 #: decoder's output timestamps then say nothing about display order
 GUESSED_TIMESTAMP_FORMATS = frozenset({"avi"})
+#: JPEG decoder of frame folders: "auto" (torchvision's libjpeg-turbo when installed, else Pillow), "pil"
+JPEG_DECODER = "auto"
 #: a video that decodes fewer frames than its header declares by more than this is truncated
 TRUNCATION_TOLERANCE = (2, 0.02)  # frames, fraction
 
@@ -58,6 +64,11 @@ class VideoReader(ABC):
     @abstractmethod
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 RGB frames ``(len(indices), H, W, 3)``; indices may repeat and come in any order."""
+
+    def iter_frames(self, chunk: int = 64):
+        """Every frame in order, one ``(H, W, 3)`` array at a time (for converting or checking a video)."""
+        for start in range(0, self.num_frames, chunk):
+            yield from self.read(np.arange(start, min(start + chunk, self.num_frames)))
 
     def close(self) -> None:
         pass
@@ -90,9 +101,9 @@ def open_video(
 
     ``size``: ``(H, W)`` every frame is resized to in the decoder (upstream: 128 x 170 regardless of
     aspect ratio), an int to scale the short side to it keeping the aspect ratio, or ``None`` for the
-    source size. ``backend``: ``"auto"`` (frame folder -> ``frames``; a video -> decord for MP4 / MKV /
-    WebM / MOV where installed, else PyAV, falling back to PyAV when decord cannot decode the file),
-    ``"pyav"``, ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``; by default
+    source size. ``backend``: ``"auto"`` (a frame folder -> ``frames``; a video -> the fastest measured
+    backend, :data:`AUTO_VIDEO_BACKEND`, falling back to PyAV when it cannot decode the file), ``"pyav"``,
+    ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``; by default
     the first of :data:`FRAME_PATTERNS` present. ``threads``: decoder threads (1 suits DataLoader workers).
     """
     path = os.fspath(path)
@@ -108,11 +119,12 @@ def open_video(
         raise DataError(f"{path}: backend 'frames' reads frame folders, and this is a file")
     if backend == "decord":
         return DecordReader(path, size=size, threads=threads)
-    if backend == "auto" and decord_available() and os.path.splitext(path)[1].lower() in DECORD_CONTAINERS:
-        try:
-            return DecordReader(path, size=size, threads=threads)
-        except DataError as error:
-            log.debug("decord cannot read %s (%s); falling back to PyAV", path, error)
+    if backend == "auto" and AUTO_VIDEO_BACKEND == "decord" and decord_available():
+        if os.path.splitext(path)[1].lower() in DECORD_CONTAINERS:
+            try:
+                return DecordReader(path, size=size, threads=threads)
+            except DataError as error:
+                log.debug("decord cannot read %s (%s); falling back to PyAV", path, error)
     return PyAVReader(path, size=size, threads=threads)
 
 
@@ -153,6 +165,27 @@ def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
 # PyAV
 
 
+_REFORMATTER = (None, None)  # (pid, reformatter)
+_INHERITED = []  # reformatters of a parent process: kept, never freed in a forked child
+
+
+def _shared_reformatter(factory):
+    """One swscale context per process, reused: setting one up costs more than converting a clip.
+
+    A forked DataLoader worker makes its own and never frees the parent's: freeing a swscale context
+    joins its slice threads, which do not exist in the child (a hang). Ours are single-threaded
+    (``threads=1``) anyway: workers are the parallelism.
+    """
+    global _REFORMATTER
+    pid, reformatter = _REFORMATTER
+    if pid != os.getpid():
+        if reformatter is not None:
+            _INHERITED.append(reformatter)
+        reformatter = factory()
+        _REFORMATTER = (os.getpid(), reformatter)
+    return reformatter
+
+
 class _OutOfStep(Exception):
     """The decoder's output disagrees with the packet index: fall back to decoding from the start."""
 
@@ -189,7 +222,7 @@ class PyAVReader(VideoReader):
             if not context.width or not context.height:
                 raise DataError(f"{path}: the video stream has no frame size (unsupported or broken codec)")
             self._size = output_size(context.height, context.width, size)
-            self._reformatter = VideoReformatter()
+            self._reformatter = _shared_reformatter(VideoReformatter)
             self._index_packets()
             self._sequential = self._needs_sequential()
             if self._sequential:
@@ -230,6 +263,18 @@ class PyAVReader(VideoReader):
         for row, index in enumerate(indices):
             out[row] = frames[int(index)]
         return out
+
+    def iter_frames(self, chunk: int = 64):
+        """Every decodable frame from the start, decoding once; checks the count against :attr:`num_frames`."""
+        self._seek_to_start()
+        count = 0
+        for frame in self._frames():
+            count += 1
+            yield self._convert(frame)
+        self._check_truncation(count)
+        if count != self._num_frames:
+            log.debug("%s: decoded %d frames, the packet index says %d", self.path, count, self._num_frames)
+            self._num_frames = count
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
@@ -315,7 +360,8 @@ class PyAVReader(VideoReader):
 
     def _convert(self, frame) -> np.ndarray:
         height, width = self._size
-        return self._reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR").to_ndarray()
+        converted = self._reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=1)
+        return converted.to_ndarray()
 
     def _keyframe_before(self, index: int) -> int:
         position = bisect.bisect_right(self._key_indices, index) - 1
@@ -456,8 +502,13 @@ class FrameFolderReader(VideoReader):
         while self._pattern.format(count + 1) in names:  # noqa: SIM113
             count += 1
         self._num_frames = count
-        height, width = _decode_images([self._file(0)])[0].shape[:2]
-        self._source_size = (height, width)
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(self._file(0)) as image:  # reads the header only
+                width, height = image.size
+        except (OSError, UnidentifiedImageError) as error:
+            raise DataError(f"{self._file(0)}: cannot decode the image ({_reason(error)})") from None
         self._size = output_size(height, width, size)
 
     @property
@@ -481,9 +532,11 @@ class FrameFolderReader(VideoReader):
 
 def _decode_images(files: list[str]) -> list[np.ndarray]:
     """uint8 RGB ``(H, W, 3)`` arrays; a missing or corrupt image raises DataError naming it."""
-    if _torchvision_jpeg() and all(f.lower().endswith((".jpg", ".jpeg")) for f in files):
+    if JPEG_DECODER == "auto" and _torchvision_jpeg() and all(f.lower().endswith((".jpg", ".jpeg")) for f in files):
         import torch
         from torchvision.io import ImageReadMode, decode_jpeg
+
+        import warnings
 
         datas = []
         for name in files:
@@ -493,7 +546,12 @@ def _decode_images(files: list[str]) -> list[np.ndarray]:
             except OSError as error:
                 raise DataError(f"{name}: cannot read ({_reason(error)})") from None
         try:
-            return [image.permute(1, 2, 0).numpy() for image in decode_jpeg(datas, mode=ImageReadMode.RGB)]
+            with warnings.catch_warnings():
+                # torchvision 0.29 deprecates its image decoders for TorchCodec's; still libjpeg-turbo, and
+                # 1.3x faster than Pillow here (benchmarks/data_speed.py)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                decoded = decode_jpeg(datas, mode=ImageReadMode.RGB)
+            return [image.permute(1, 2, 0).numpy() for image in decoded]
         except RuntimeError:
             pass  # find which one is corrupt below, with Pillow's message
     from PIL import Image, UnidentifiedImageError

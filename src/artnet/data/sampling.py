@@ -21,8 +21,10 @@ def clip_span(clip_len: int, stride: int = 1) -> int:
     return (clip_len - 1) * stride + 1
 
 
-def train_clip(num_frames: int, clip_len: int = 16, stride: int = 1, *, rng: np.random.Generator) -> np.ndarray:
+def train_clip(num_frames: int, clip_len: int = 16, stride: int = 1, rng: np.random.Generator | None = None) -> np.ndarray:
     """One clip at a uniformly random start in ``[0, N - span]`` (Kinetics training); ``(1, clip_len)``."""
+    if rng is None:
+        raise DataError("train_clip draws a random start: pass rng (a numpy Generator)")
     return segment_clips(num_frames, 1, clip_len, stride, rng=rng)
 
 

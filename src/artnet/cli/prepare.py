@@ -1,0 +1,102 @@
+"""``artnet prepare``: re-encode videos or extract frames for fast training, and write lists with frame counts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prepare",
+        help="re-encode videos / extract JPEG frames at the working size; write lists with frame counts",
+        description="Convert every video under SRC into DST (same layout; resumable), then write annotation lists "
+        "with frame counts into DST/lists. Run shards (--shard i/n) on several machines, then once without "
+        "--shard to write the lists.",
+    )
+    parser.add_argument("src", help="folder of source videos (any depth)")
+    parser.add_argument("dst", help="output folder (prepared videos / frame folders, and lists/)")
+    parser.add_argument("--to", choices=("video", "frames", "none"), default="video", help="video: H.264 short-GOP MP4s (default); frames: JPEG folders; none: only lists of SRC")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--size", default="128x170", help="frame size HxW, regardless of aspect ratio (default 128x170, upstream)")
+    size.add_argument("--short-side", type=int, help="scale the short side to this, keeping the aspect ratio")
+    parser.add_argument("--gop", type=int, default=16, help="keyframe interval of re-encoded videos (default 16)")
+    parser.add_argument("--crf", type=int, default=18, help="x264 quality of re-encoded videos (default 18)")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of extracted frames (default 90)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
+    parser.add_argument("--shard", help="i/n: convert only every n-th video from the i-th (0-based); no lists")
+    lists = parser.add_argument_group("lists")
+    lists.add_argument("--lists", choices=("ucf101", "hmdb51", "kinetics", "folders"), help="which annotation lists to write")
+    lists.add_argument("--splits-dir", help="UCF101 / HMDB51 split files (classInd.txt, trainlist01.txt / *_test_split1.txt)")
+    lists.add_argument("--split", type=int, nargs="+", default=[1, 2, 3], help="UCF101 / HMDB51 splits (default 1 2 3)")
+    lists.add_argument("--csv", nargs="+", default=[], help="Kinetics annotation CSV files")
+    lists.add_argument("--class-order", choices=("upstream", "alphabetical"), default="upstream", help="HMDB51 class indices")
+    lists.add_argument("--max-missing-ratio", type=float, default=0.0, help="allowed fraction of listed videos not found")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.prepare import EncodeOptions, dataset_lists, prepare_videos, write_lists
+    from ..errors import ConfigError
+
+    shard = _parse_shard(args.shard) if args.shard else None
+    size = args.short_side if args.short_side else _parse_size(args.size)
+    failed = []
+    known = {}
+    root = args.src
+    if args.to != "none":
+        options = EncodeOptions(to=args.to, size=size, gop=args.gop, crf=args.crf, quality=args.quality)
+        report = prepare_videos(args.src, args.dst, options, jobs=args.jobs, shard=shard, progress=not args.quiet)
+        failed = report.failed
+        known = report.frames
+        root = args.dst
+        print(f"{args.to}: {report.converted} converted, {report.skipped} already done, {len(report.failed)} failed -> {args.dst}")
+    if args.lists:
+        if shard is not None:
+            print("lists: not written by a shard; run once more without --shard when every shard is done")
+        else:
+            options = {"max_missing_ratio": args.max_missing_ratio}
+            if args.lists in ("ucf101", "hmdb51"):
+                if not args.splits_dir:
+                    raise ConfigError(f"--lists {args.lists} needs --splits-dir")
+                options.update(splits_dir=args.splits_dir, splits=args.split)
+                if args.lists == "hmdb51":
+                    options["class_order"] = args.class_order
+            elif args.lists == "kinetics":
+                if not args.csv:
+                    raise ConfigError("--lists kinetics needs --csv FILE [FILE ...]")
+                options["csv_files"] = args.csv
+            else:
+                options = {}
+            annotations = dataset_lists(args.lists, root, **options)
+            written = write_lists(annotations, os.path.join(args.dst, "lists"), root, jobs=args.jobs, progress=not args.quiet, known_frames=known)
+            for path, (_, a) in zip(written, annotations):
+                print(f"list: {path} ({sum(1 for _ in open(path))} videos, {len(a.classes)} classes)")
+    for source, reason in failed[:10]:
+        print(f"failed: {reason}")
+    if len(failed) > 10:
+        print(f"failed: ... and {len(failed) - 10} more")
+    return 1 if failed else 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    from ..errors import ConfigError
+
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size must be HxW, e.g. 128x170, not {text!r}") from None
+    return height, width
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    from ..errors import ConfigError
+
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must be i/n, e.g. 0/4, not {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"--shard must be i/n with 0 <= i < n, not {text!r}")
+    return index, count

@@ -1,0 +1,82 @@
+"""``check-data``: scan a dataset for unreadable, missing, short, miscounted or mislabelled entries."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from ..errors import DataError
+from .annotations import Annotations, VideoRecord
+from .prepare import map_parallel, progress_bar
+from .readers import open_video
+
+#: UCF101-style video names carry their class: v_<Class>_g08_c01
+UCF_NAME = re.compile(r"^v_(?P<label>.+)_g\d+_c\d+$")
+SEVERE = ("missing", "unreadable", "miscounted", "mislabelled")
+
+
+@dataclass
+class Problem:
+    kind: str  # missing | unreadable | miscounted | mislabelled | short
+    path: str
+    detail: str
+
+
+@dataclass
+class CheckReport:
+    total: int
+    problems: list[Problem] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(p.kind == kind for p in self.problems)
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.kind in SEVERE for p in self.problems)
+
+
+def check_dataset(annotations: Annotations, *, clip_len: int = 16, decode: bool = True, jobs: int = 1, progress: bool = False) -> CheckReport:
+    """Open every video (and, with ``decode``, decode every frame) and compare with its record."""
+    report = CheckReport(total=len(annotations.records) + len(annotations.missing))
+    report.problems += [Problem("missing", path, "not found under the dataset root") for path in annotations.missing]
+    tasks = [(record, annotations.classes, clip_len, decode) for record in annotations.records]
+    for _, problems in progress_bar(map_parallel(check_record, tasks, jobs), len(tasks), "checking", progress):
+        report.problems += problems
+    order = {kind: i for i, kind in enumerate(SEVERE + ("short",))}
+    report.problems.sort(key=lambda p: (order[p.kind], p.path))
+    return report
+
+
+def check_record(record: VideoRecord, classes: list[str], clip_len: int = 16, decode: bool = True) -> list[Problem]:
+    problems = []
+    implied = implied_class(record.path, classes)
+    if implied is not None and implied != record.label:
+        problems.append(Problem("mislabelled", record.path, f"labelled {_name(classes, record.label)}, but its path says {classes[implied]!r}"))
+    try:
+        with open_video(record.path, size=(32, 32)) as reader:
+            frames = sum(1 for _ in reader.iter_frames()) if decode else reader.num_frames
+    except DataError as error:
+        return problems + [Problem("unreadable", record.path, str(error))]
+    if record.num_frames is not None and record.num_frames != frames:
+        problems.append(Problem("miscounted", record.path, f"the list says {record.num_frames} frames, {frames} decode"))
+    if frames < clip_len:
+        problems.append(Problem("short", record.path, f"{frames} frames < {clip_len}: clips repeat the last frame"))
+    return problems
+
+
+def implied_class(path: str, classes: list[str]) -> int | None:
+    """The class a path names, if any: its parent folder, or a UCF101-style ``v_<Class>_gNN_cNN`` name."""
+    index = {name: i for i, name in enumerate(classes)}
+    parent = os.path.basename(os.path.dirname(path.rstrip("/")))
+    if parent in index:
+        return index[parent]
+    stem = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
+    match = UCF_NAME.match(stem)
+    if match and match["label"] in index:
+        return index[match["label"]]
+    return None
+
+
+def _name(classes: list[str], label: int) -> str:
+    return f"{label} ({classes[label]!r})" if 0 <= label < len(classes) else str(label)

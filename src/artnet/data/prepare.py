@@ -1,0 +1,278 @@
+"""Prepare a dataset for fast training: re-encode or extract frames, then write lists with frame counts.
+
+- ``to="video"``: every video re-encoded with H.264 at the working frame size (upstream 170 x 128),
+  a keyframe every ``gop`` frames, no B-frames and x264's ``fastdecode`` tuning, so a 16-frame clip
+  decodes from a keyframe at most ``gop - 1`` frames before it. Audio is dropped.
+- ``to="frames"``: JPEG frames ``img_00001.jpg`` ... at the working size, one folder per video
+  (the layout of TSN / ARTNet).
+
+Each output is written under a temporary name and renamed when complete, so a run can be stopped and
+started again: finished videos are skipped. ``shard=(i, n)`` converts every n-th video from the i-th,
+so n machines can share a dataset. Frame i of the output is frame i the decoder gives for the source
+(see :mod:`artnet.data.readers`), so frame indices, counts and lists carry over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import DataError
+from .annotations import VIDEO_EXTENSIONS, Annotations, load_annotations
+from .readers import UPSTREAM_FRAME_SIZE, Size, open_video
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("video", "frames")
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    to: str = "video"
+    size: Size = UPSTREAM_FRAME_SIZE
+    gop: int = 16
+    crf: int = 18
+    quality: int = 90  # JPEG
+    frame_pattern: str = "img_{:05d}.jpg"
+
+
+@dataclass
+class PrepareReport:
+    converted: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    frames: dict[str, int] = field(default_factory=dict)  # output path -> frame count
+
+
+def find_videos(root: str | os.PathLike) -> list[str]:
+    """Video files under ``root`` (any depth), as sorted paths relative to it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: source folder not found")
+    found = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS:
+                found.append(os.path.relpath(os.path.join(folder, name), root))
+    return sorted(found)
+
+
+def output_path(dst: str | os.PathLike, relative: str, to: str) -> Path:
+    stem = os.path.splitext(relative)[0]
+    return Path(dst) / (stem + ".mp4" if to == "video" else stem)
+
+
+def select_shard(items: Sequence[str], shard: tuple[int, int] | None) -> list[str]:
+    if shard is None:
+        return list(items)
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise DataError(f"shard must be i/n with 0 <= i < n, not {index}/{count}")
+    return list(items[index::count])
+
+
+def prepare_videos(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    options: EncodeOptions = EncodeOptions(),
+    *,
+    jobs: int = 1,
+    shard: tuple[int, int] | None = None,
+    progress: bool = False,
+) -> PrepareReport:
+    """Convert every video under ``src`` into ``dst`` (same relative layout); see the module doc."""
+    if options.to not in TARGETS:
+        raise DataError(f"unknown target {options.to!r}: use one of {', '.join(TARGETS)}")
+    if Path(dst).resolve() == Path(src).resolve():
+        raise DataError(f"{dst}: the output folder must differ from the source folder")
+    items = select_shard(find_videos(src), shard)
+    report = PrepareReport()
+    tasks = [(str(Path(src) / rel), str(output_path(dst, rel, options.to)), options) for rel in items]
+    results = progress_bar(map_parallel(_convert_one, tasks, jobs), len(tasks), f"{options.to} <- {src}", progress)
+    for source, outcome in results:
+        kind, value, target = outcome
+        if kind == "failed":
+            report.failed.append((source, value))
+            log.warning("%s", value)
+            continue
+        report.frames[target] = value
+        if kind == "converted":
+            report.converted += 1
+        else:
+            report.skipped += 1
+    return report
+
+
+def convert_video(source: str, target: str, options: EncodeOptions = EncodeOptions()) -> int:
+    """Convert one video (atomically: a temporary name, renamed when complete); returns its frame count."""
+    target_path = Path(target)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = target_path.with_name(f".{target_path.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        with open_video(source, backend="pyav", size=options.size) as reader:
+            rate = _frame_rate(reader)
+            if options.to == "video":
+                count = _encode_h264(reader, partial, rate, options)
+            else:
+                count = _write_jpegs(reader, partial, options)
+        os.replace(partial, target_path)
+    finally:
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        elif partial.exists():
+            partial.unlink()
+    return count
+
+
+def count_frames(path: str, frame_pattern: str | None = None) -> int:
+    with open_video(path, frame_pattern=frame_pattern, size=None) as reader:
+        return reader.num_frames
+
+
+def write_lists(
+    annotations: Sequence[tuple[str, Annotations]],
+    out_dir: str | os.PathLike,
+    relative_to: str | os.PathLike,
+    *,
+    jobs: int = 1,
+    progress: bool = False,
+    known_frames: dict[str, int] | None = None,
+) -> list[Path]:
+    """Write each ``(name, annotations)`` as ``out_dir/name.txt`` in the upstream list format, with frame
+    counts (counted where not already known), paths relative to ``relative_to``."""
+    known = dict(known_frames or {})
+    wanted = sorted({r.path for _, a in annotations for r in a.records} - set(known))
+    for path, outcome in progress_bar(map_parallel(_count_one, [(p,) for p in wanted], jobs), len(wanted), "counting frames", progress):
+        kind, value, _ = outcome
+        if kind == "failed":
+            log.warning("%s", value)
+        else:
+            known[path] = value
+    written = []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for name, a in annotations:
+        kept = [r for r in a.records if r.path in known]
+        unreadable = [r.path for r in a.records if r.path not in known]
+        counted = Annotations([type(r)(r.path, r.label, known[r.path]) for r in kept], a.classes, a.source, a.missing + unreadable)
+        target = Path(out_dir) / f"{name}.txt"
+        counted.write_list(target, relative_to=relative_to)
+        written.append(target)
+    return written
+
+
+def dataset_lists(kind: str, root: str | os.PathLike, **options) -> list[tuple[str, Annotations]]:
+    """The standard lists of a dataset: UCF101 / HMDB51 train and test of each split, Kinetics per CSV."""
+    if kind in ("ucf101", "hmdb51"):
+        splits = options.pop("splits", (1, 2, 3))
+        return [
+            (f"{kind}_{subset}_split{split}", load_annotations(kind, root=root, split=split, subset=subset, **options))
+            for split in splits
+            for subset in ("train", "test")
+        ]
+    if kind == "kinetics":
+        csv_files = options.pop("csv_files")
+        return [(f"kinetics_{Path(f).stem}", load_annotations(kind, root=root, csv_file=f, **options)) for f in csv_files]
+    if kind in ("folders", "list"):
+        return [(kind if kind == "folders" else Path(options["list_file"]).stem, load_annotations(kind, root=root, **options))]
+    raise DataError(f"unknown dataset kind {kind!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def map_parallel(function, tasks: list[tuple], jobs: int):
+    """``(first task argument, function(*task))`` in completion order, across ``jobs`` processes."""
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield task[0], function(*task)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(function, *task): task[0] for task in tasks}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def progress_bar(results: Iterable, total: int, description: str, show: bool) -> Iterable:
+    if not show or not total:
+        return results
+    from tqdm import tqdm
+
+    return tqdm(results, total=total, desc=description, unit="video", dynamic_ncols=True)
+
+
+def _convert_one(source: str, target: str, options: EncodeOptions):
+    if os.path.exists(target):
+        try:
+            return "skipped", count_frames(target, options.frame_pattern if options.to == "frames" else None), target
+        except DataError:
+            log.warning("%s: unreadable output of an earlier run; converting again", target)
+            shutil.rmtree(target) if os.path.isdir(target) else os.unlink(target)
+    try:
+        return "converted", convert_video(source, target, options), target
+    except DataError as error:
+        return "failed", str(error), target
+
+
+def _count_one(path: str):
+    try:
+        return "counted", count_frames(path), path
+    except DataError as error:
+        return "failed", str(error), path
+
+
+def _frame_rate(reader) -> Fraction:
+    stream = getattr(reader, "_stream", None)
+    rate = stream.average_rate if stream is not None else None
+    if not rate or rate <= 0 or rate > 240:
+        return Fraction(30)
+    return Fraction(rate).limit_denominator(1001)
+
+
+def _encode_h264(reader, path: Path, rate: Fraction, options: EncodeOptions) -> int:
+    import av
+
+    height, width = reader.frame_size
+    count = 0
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        stream.codec_context.options = {
+            "g": str(options.gop),
+            "keyint_min": str(options.gop),
+            "bf": "0",
+            "sc_threshold": "0",  # keyframes exactly every gop frames
+            "tune": "fastdecode",
+            "preset": "veryfast",
+            "crf": str(options.crf),
+            "threads": "1",
+        }
+        for array in reader.iter_frames():
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = count, 1 / rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            count += 1
+        for packet in stream.encode():
+            container.mux(packet)
+    if count == 0:
+        raise DataError(f"{reader.path}: no frames to encode")
+    return count
+
+
+def _write_jpegs(reader, folder: Path, options: EncodeOptions) -> int:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    count = 0
+    for array in reader.iter_frames():
+        count += 1
+        Image.fromarray(array).save(folder / options.frame_pattern.format(count), quality=options.quality)
+    return count

@@ -1,0 +1,112 @@
+"""``artnet prepare`` and ``artnet check-data`` on a small folder of real clips (copied into tmp_path)."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from artnet.cli import main
+from artnet.data import load_list, open_video
+from artnet.data.prepare import EncodeOptions, convert_video, find_videos, prepare_videos, select_shard
+from artnet.errors import DataError
+
+CLIPS = {
+    "SoccerJuggling": ["ucf101/v_SoccerJuggling_g23_c01.avi"],
+    "wave": ["hmdb51/TrumanShow_wave_f_nm_np1_fr_med_26.avi", "hmdb51/RATRACE_wave_f_nm_np1_fr_goo_37.avi"],
+    "again": ["asl_gestures/again.mkv"],
+}
+
+
+@pytest.fixture
+def clips(media, tmp_path):
+    root = tmp_path / "clips"
+    for label, files in CLIPS.items():
+        (root / label).mkdir(parents=True)
+        for name in files:
+            shutil.copy(media / name, root / label)
+    return root
+
+
+def test_reencoded_video_keeps_frames_and_has_short_gop(media, tmp_path):
+    source = media / "hmdb51" / "RATRACE_wave_f_nm_np1_fr_goo_37.avi"
+    target = tmp_path / "out.mp4"
+    assert convert_video(str(source), str(target), EncodeOptions(gop=8)) == 72
+    with open_video(source, backend="pyav") as original, open_video(target, backend="pyav") as prepared:
+        assert prepared.num_frames == 72 and prepared.frame_size == (128, 170)
+        assert prepared._key_indices == list(range(0, 72, 8))
+        a, b = original.read(range(72)).astype(int), prepared.read(range(72)).astype(int)
+    assert np.abs(a - b).mean() < 3  # same frames, in the same order, through a near-lossless encode
+    assert np.abs(a - b).mean() < np.abs(a[:-1] - b[1:]).mean()  # not shifted by a frame
+
+
+def test_frames_target_and_resume(clips, tmp_path):
+    out = tmp_path / "frames"
+    report = prepare_videos(clips, out, EncodeOptions(to="frames"), jobs=1)
+    assert report.converted == 4 and not report.failed
+    folder = out / "wave" / "TrumanShow_wave_f_nm_np1_fr_med_26"
+    assert len(list(folder.glob("img_*.jpg"))) == 48
+    with open_video(folder) as reader:
+        assert reader.num_frames == 48 and reader.read([47]).shape == (1, 128, 170, 3)
+    (out / "again" / ".again.partial-deadbeef").mkdir()  # a run killed mid-video leaves only this
+    again = prepare_videos(clips, out, EncodeOptions(to="frames"))
+    assert (again.converted, again.skipped) == (0, 4)
+    assert again.frames == report.frames
+
+
+def test_shards_cover_every_video_once():
+    items = [f"v{i}" for i in range(10)]
+    shards = [select_shard(items, (i, 3)) for i in range(3)]
+    assert sorted(sum(shards, [])) == items and all(shards)
+    with pytest.raises(DataError, match="shard"):
+        select_shard(items, (3, 3))
+
+
+def test_failed_video_is_reported_and_others_kept(clips, tmp_path):
+    (clips / "wave" / "broken.avi").write_bytes(b"RIFF" + bytes(2000))
+    report = prepare_videos(clips, tmp_path / "out", EncodeOptions(gop=16), jobs=2)
+    assert report.converted == 4 and len(report.failed) == 1
+    assert "broken.avi" in report.failed[0][1]
+    assert len(find_videos(tmp_path / "out")) == 4
+
+
+def test_cli_prepare_then_check_data(clips, tmp_path, capsys):
+    out = tmp_path / "prepared"
+    assert main(["prepare", str(clips), str(out), "--lists", "folders", "--jobs", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 converted" in printed and "lists/folders.txt (4 videos, 3 classes)" in printed
+    listed = load_list(out, list_file=out / "lists" / "folders.txt")
+    assert sorted((r.video_id, r.num_frames, r.label) for r in listed.records) == [
+        ("RATRACE_wave_f_nm_np1_fr_goo_37", 72, 2),
+        ("TrumanShow_wave_f_nm_np1_fr_med_26", 48, 2),
+        ("again", 77, 1),
+        ("v_SoccerJuggling_g23_c01", 240, 0),
+    ]
+    classes = tmp_path / "classes.txt"
+    classes.write_text("SoccerJuggling\nagain\nwave\n")
+    assert main(["check-data", str(out / "lists" / "folders.txt"), "--classes", str(classes), "--quiet", "--jobs", "2"]) == 0
+    assert "folders.txt: OK" in capsys.readouterr().out
+
+    bad = out / "lists" / "bad.txt"
+    bad.write_text(
+        "SoccerJuggling/v_SoccerJuggling_g23_c01.mp4 240 2\n"  # in the SoccerJuggling folder, labelled wave
+        "wave/TrumanShow_wave_f_nm_np1_fr_med_26.mp4 49 2\n"  # one frame more than it holds
+        "wave/gone.mp4 10 2\n"
+    )
+    (out / "wave" / "RATRACE_wave_f_nm_np1_fr_goo_37.mp4").write_bytes(b"\x00" * 100)
+    with bad.open("a") as handle:
+        handle.write("wave/RATRACE_wave_f_nm_np1_fr_goo_37.mp4 72 2\n")
+    assert main(["check-data", str(bad), "--classes", str(classes), "--quiet", "--jobs", "1"]) == 1
+    printed = capsys.readouterr().out
+    assert "missing: wave/gone.mp4" in printed
+    assert "unreadable:" in printed and "RATRACE" in printed
+    assert "miscounted:" in printed and "the list says 49 frames, 48 decode" in printed
+    assert "mislabelled:" in printed and "its path says 'SoccerJuggling'" in printed
+    assert "bad.txt: 4 problem(s)" in printed
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["prepare", str(tmp_path / "nope"), str(tmp_path / "out"), "--quiet"]) == 2
+    assert "source folder not found" in capsys.readouterr().err
+    assert main(["prepare", str(tmp_path), str(tmp_path / "out"), "--shard", "4/2"]) == 2
+    assert main(["check-data", str(tmp_path / "none.txt")]) == 2
+    assert "annotation file not found" in capsys.readouterr().err
