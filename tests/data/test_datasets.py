@@ -108,6 +108,14 @@ def test_test_mode_reports_failed_videos(records, videos):
     assert next(iter(loader))[3] == [1]
 
 
+@pytest.mark.parametrize("mode", ["val", "test"])
+def test_evaluation_modes_give_no_clip_for_an_unreadable_video(records, videos, mode):
+    dataset = VideoDataset(records[2:3] + [VideoRecord(str(videos["corrupt"]), 7)], mode=mode, num_clips=2, crops="center")
+    assert dataset[0][0] is not None
+    clip, label, index = dataset[1]
+    assert clip is None and (label, index) == (7, 1)  # not replaced by another video's clip
+
+
 def test_list_frame_count_is_checked(videos):
     with pytest.raises(DataError, match="the list says 60 frames, but only 36 decode"):
         VideoDataset([VideoRecord(str(videos["h264"]), 0, 60)]).load(0)
@@ -127,3 +135,12 @@ def test_bad_options(records):
         VideoDataset(records, mode="eval")
     with pytest.raises(DataError, match="no videos"):
         VideoDataset([])
+
+
+def test_caffe_rgb_is_caffe_with_the_channels_swapped():
+    import torch
+
+    from artnet.data import normalize
+
+    clip = torch.randint(0, 256, (2, 4, 5, 3), dtype=torch.uint8)
+    torch.testing.assert_close(normalize(clip, "caffe_rgb"), normalize(clip, "caffe").flip(0))

@@ -7,9 +7,9 @@ Modes:
 - ``"test"``: ``num_clips`` uniformly spaced clips x ``crops`` views, clip-major: ``(V, C, T, H, W)``.
 
 A sample's random draws depend only on ``(seed, epoch, index)``. A video that cannot be read is
-logged once, counted (across DataLoader worker processes) and, in train / val, replaced by another
-video; above ``max_bad_ratio`` of the dataset the run stops with a summary. In test mode it gives
-``clip=None`` and :func:`collate_test` reports it.
+logged once, counted (across DataLoader worker processes) and, in training, replaced by another
+video; above ``max_bad_ratio`` of the dataset the run stops with a summary. In val and test mode it
+gives ``clip=None`` (no prediction, reported by the evaluation and :func:`collate_test`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         index = int(index)
-        if self.mode == "test":
+        if self.mode != "train":  # evaluation: an unreadable video gets no prediction, not another's
             try:
                 return self.load(index), self.records[index].label, index
             except DataError as error:

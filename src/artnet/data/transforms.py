@@ -33,6 +33,8 @@ class Normalization:
 NORMALIZATIONS = {
     # converted Caffe weights: BGR, 0-255, minus the per-channel mean, no std (upstream train_val / action_caffe.py)
     "caffe": Normalization(bgr=True, scale=1.0, mean=(104.0, 117.0, 123.0), std=None),
+    # the same weights with conv1's input channels swapped (artnet convert --rgb): RGB order
+    "caffe_rgb": Normalization(bgr=False, scale=1.0, mean=(123.0, 117.0, 104.0), std=None),
     # torchvision's Kinetics-400 video models: RGB in 0-1, mean / std
     "kinetics": Normalization(bgr=False, scale=1 / 255, mean=(0.43216, 0.394666, 0.37645), std=(0.22803, 0.22145, 0.216989)),
 }
