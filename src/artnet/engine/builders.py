@@ -91,9 +91,12 @@ def build_annotations(config: Config, mode: str):
         options.update(csv_file=annotation_file, subset=subset)
     elif data.format == "list":
         options["list_file"] = annotation_file
+    elif data.format == "folders":  # root/<class>/<video>: annotations names the test set's root
+        if not is_train and data.test_annotations:
+            return load_annotations("folders", root=data.test_annotations, classes=data.classes or None)
     else:
-        raise ConfigError(f"data.format must be ucf101, hmdb51, kinetics or list, got {data.format!r}")
-    if data.classes and data.format in ("kinetics", "list"):
+        raise ConfigError(f"data.format must be ucf101, hmdb51, kinetics, list or folders, got {data.format!r}")
+    if data.classes and data.format in ("kinetics", "list", "folders"):
         options["classes"] = data.classes
     return load_annotations(data.format, root=data.root or None, **options)
 

@@ -41,13 +41,13 @@ class ModelConfig:
 class DataConfig:
     """Where the videos and annotations are, and how clips are cut from them."""
 
-    format: str = "ucf101"  # ucf101 | hmdb51 | kinetics | list  (artnet.data.load_annotations)
+    format: str = "ucf101"  # ucf101 | hmdb51 | kinetics | list | folders  (artnet.data.load_annotations)
     root: str = ""  # folder of videos or frame folders
     annotations: str = ""  # split folder (ucf101, hmdb51), training CSV (kinetics) or list file (list)
     split: int = 1  # ucf101 / hmdb51 split
     train_subset: str = "train"
     test_subset: str = "test"  # kinetics: "validate" (rows of the CSV's split column); "" = all rows
-    test_annotations: str = ""  # kinetics / list: the test CSV or list; "" = annotations
+    test_annotations: str = ""  # kinetics / list: the test CSV or list; folders: the test root; "" = annotations
     classes: str = ""  # kinetics / list: a file of class names (one per line); "" = the defaults
     frame_pattern: str = ""  # frame folders: e.g. "image_{:05d}.jpg"; "" = the reader's default
     class_order: str = "upstream"  # hmdb51: "upstream" (class_list.txt order) or "alphabetical"
