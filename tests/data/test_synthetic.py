@@ -105,6 +105,14 @@ def test_a_temporal_class_is_its_partner_played_backwards(tiny):
         render_clip("Walking", 0, 0, 4, 16, 16)
 
 
+def test_appearance_classes_differ_by_the_shape_alone():
+    clips = [render_clip(cls.name, 0, 1, 8, 48, 64) for cls in CLASSES if cls.kind == "appearance"]
+    for clip in clips[1:]:
+        differs = (clip != clips[0]).any(-1)  # the pixels where the two shapes are not alike
+        assert 0.01 < differs.mean() < 0.1  # the same background, path, colours and noise
+    assert not np.array_equal(clips[0], render_clip(CLASSES[0].name, 0, 2, 8, 48, 64))
+
+
 # -- determinism and the cache ------------------------------------------------------------------
 
 
@@ -127,13 +135,14 @@ def test_second_call_reuses_the_folder(tiny):
     assert {p: p.stat().st_mtime_ns for p in tiny.root.rglob("*")} == stamps
 
 
-def test_an_interrupted_generation_is_detected_and_redone(tiny, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_interrupted_generation_is_detected_and_redone(tiny, tmp_path, workers):
     def interrupt(done, total):
         if done == 5:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        generate(tmp_path / "cut", seed=0, workers=1, progress=interrupt, **SMALL)
+        generate(tmp_path / "cut", seed=0, workers=workers, progress=interrupt, **SMALL)
     assert json.loads((tmp_path / "cut" / MANIFEST).read_text())["complete"] is False
     with pytest.raises(DataError, match="not a completely generated dataset"):
         load(tmp_path / "cut")
@@ -150,11 +159,14 @@ def test_other_parameters_regenerate_the_folder(tmp_path):
     assert load(dataset.root).params.clips_per_class == 3
 
 
-def test_a_folder_with_other_files_is_refused(tmp_path):
-    (tmp_path / "notes.txt").write_text("mine")
+@pytest.mark.parametrize("name, text", [("notes.txt", "mine"), (MANIFEST, '{"generator": "someone else"}')])
+def test_a_folder_with_other_files_is_refused(tmp_path, name, text):
+    (tmp_path / "Circle").mkdir()
+    (tmp_path / name).write_text(text)
     with pytest.raises(DataError, match="not empty and not a generated dataset"):
         generate(tmp_path, workers=1, **SMALL)
-    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["Circle", name])
+    assert (tmp_path / name).read_text() == text
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,13 @@
 """A built-in video dataset that runs on a laptop CPU: real H.264 files, UCF101-style splits.
 
-Two kinds of classes. *Appearance* classes are decided by one frame (which shape). *Temporal*
+Two kinds of classes. *Appearance* classes are decided by one frame: which shape. *Temporal*
 classes come in pairs that only the order of frames decides: clip i of a pair's second class is
 clip i of its first class played backwards, so both classes hold exactly the same frames; and the
 random process behind a pair is stationary (uniformly random phase, positions, sizes), so a frame
 at any time of a clip has the same distribution in both classes. A model that looks at frames
 one by one, or at an unordered bag of frames (C2D), can name the pair but is at chance within it.
+Clip i of the appearance classes is matched the same way: one background, colour, size, path and
+noise, four shapes. Within a matched group, only what defines a class tells it apart.
 
 Every class is unchanged by a horizontal flip (no left/right motion, no sense of rotation), so
 the paper's training augmentation (random mirror) can be used as is.
@@ -63,9 +65,9 @@ class SyntheticClass:
 # Order = label order (classInd index - 1). A temporal pair's first class is the forward process.
 CLASSES: tuple[SyntheticClass, ...] = (
     SyntheticClass("Circle", "appearance", None, "a disc drifting and bouncing"),
-    SyntheticClass("Square", "appearance", None, "a square (any orientation) drifting and bouncing"),
-    SyntheticClass("Triangle", "appearance", None, "an equilateral triangle drifting and bouncing"),
-    SyntheticClass("Cross", "appearance", None, "a plus-shaped cross drifting and bouncing"),
+    SyntheticClass("Square", "appearance", None, "an upright square drifting and bouncing"),
+    SyntheticClass("Triangle", "appearance", None, "an upright equilateral triangle drifting and bouncing"),
+    SyntheticClass("Cross", "appearance", None, "an upright plus-shaped cross drifting and bouncing"),
     SyntheticClass("Rising", "temporal", "Falling", "a field of small dots moving up"),
     SyntheticClass("Falling", "temporal", "Rising", "a field of small dots moving down"),
     SyntheticClass("Approaching", "temporal", "Receding", "flying into a log-polar tunnel: the pattern zooms in"),
@@ -193,8 +195,9 @@ def generate(
     manifest = _read_manifest(root)
     if manifest == _manifest(params, complete=True) and _files_present(root, params):
         return SyntheticDataset(root, params)
-    if manifest is None and root.exists() and any(root.iterdir()):
-        raise DataError(f"{root}: not empty and not a generated dataset (no {MANIFEST}); choose an empty or new folder")
+    ours = manifest is not None and manifest.get("generator") == __name__
+    if not ours and root.exists() and any(root.iterdir()):
+        raise DataError(f"{root}: not empty and not a generated dataset (no {MANIFEST} of ours); choose an empty or new folder")
     _clear(root)
     root.mkdir(parents=True, exist_ok=True)
     _write_json(root / MANIFEST, _manifest(params, complete=False))
@@ -210,9 +213,14 @@ def generate(
                 report()
         else:
             with ProcessPoolExecutor(workers) as pool:
-                for future in as_completed([pool.submit(_write_clip, root, params, *job) for job in jobs]):
-                    future.result()
-                    report()
+                futures = [pool.submit(_write_clip, root, params, *job) for job in jobs]
+                try:
+                    for future in as_completed(futures):
+                        future.result()
+                        report()
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
     _write_splits(root, params)
     _write_json(root / CLASSES_FILE, {"classes": [{"index": i + 1, **asdict(c)} for i, c in enumerate(CLASSES)]})
     _write_json(root / MANIFEST, _manifest(params, complete=True))  # the completion marker: last
@@ -253,7 +261,7 @@ def _read_manifest(root: Path) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {}  # ours but damaged (e.g. cut short): redo
+        return {}  # unreadable: not known to be ours
     return manifest if isinstance(manifest, dict) else {}
 
 
@@ -314,7 +322,7 @@ def encode_video(path: Path, frames: np.ndarray, fps: int, crf: int) -> None:
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         # One thread: the same bytes on every machine and no thread start-up per tiny clip.
-        stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
@@ -327,15 +335,16 @@ def encode_video(path: Path, frames: np.ndarray, fps: int, crf: int) -> None:
 def render_clip(class_name: str, seed: int, index: int, num_frames: int, height: int, width: int) -> np.ndarray:
     """The uint8 (T, H, W, 3) RGB frames of clip ``index`` of a class, before encoding.
 
-    Each clip has its own random stream, keyed by (seed, class, index). Temporal pairs are
-    matched: clip ``index`` of a pair's second class is clip ``index`` of its first class played
-    backwards, frame for frame, so the two classes hold exactly the same frames.
+    Clips are matched across the classes that must be told apart by one thing only, so that
+    nothing else (background, colour, path, ...) can be learnt by heart for a class. Clip
+    ``index`` of every appearance class has the same background, colours, size, path and noise;
+    only the shape differs. Clip ``index`` of a temporal pair's second class is clip ``index`` of
+    its first class played backwards, frame for frame: the two classes hold the same frames.
     """
     if class_name not in _SCENES:
         raise DataError(f"unknown synthetic class {class_name!r}; classes: {', '.join(c.name for c in CLASSES)}")
-    scene, backwards = _SCENES[class_name]
-    forward_class = CLASSES[_LABELS[class_name]].partner if backwards else class_name
-    rng = np.random.default_rng([seed, _LABELS[forward_class], index])
+    scene, backwards, stream = _SCENES[class_name]
+    rng = np.random.default_rng([seed, _LABELS[stream], index])
     canvas = _Canvas(num_frames, height, width)
     frames = scene(rng, canvas)
     # Sensor noise, uniform with a random standard deviation of up to 6 grey levels.
@@ -378,18 +387,22 @@ def _luma(colour: np.ndarray) -> float:
     return 0.299 * float(colour[0]) + 0.587 * float(colour[1]) + 0.114 * float(colour[2])
 
 
-def _contrasting_colour(rng: np.random.Generator, luma: float, min_difference: float = 0.3) -> np.ndarray:
-    """A random colour whose luma differs from ``luma`` by at least ``min_difference``."""
+def _bright_colour(rng: np.random.Generator, luma: float, margin: float = 0.3) -> np.ndarray:
+    """A random colour at least ``margin`` brighter (in luma) than ``luma``.
+
+    Everything that matters is brighter than the background: edge polarity is then one less
+    nuisance to learn, which a small network trained for minutes needs far more than variety.
+    """
     while True:
         colour = rng.uniform(0.0, 1.0, 3).astype(np.float32)
-        if abs(_luma(colour) - luma) >= min_difference:
+        if _luma(colour) >= luma + margin:
             return colour
 
 
 def _background(rng: np.random.Generator, canvas: _Canvas) -> tuple[np.ndarray, float]:
-    """A static low-contrast textured background (H, W, 3) and its mean luma."""
-    base = rng.uniform(0.15, 0.85, 3).astype(np.float32)
-    other = np.clip(base + rng.uniform(-0.2, 0.2, 3), 0, 1).astype(np.float32)
+    """A static, dark, low-contrast textured background (H, W, 3) and its mean luma."""
+    base = rng.uniform(0.05, 0.4, 3).astype(np.float32)
+    other = np.clip(base + rng.uniform(-0.15, 0.15, 3), 0, 1).astype(np.float32)
     y, x = canvas.y[0], canvas.x[0]
     kind = rng.integers(3)
     if kind == 0:  # smooth blobs: a few long waves
@@ -407,7 +420,7 @@ def _background(rng: np.random.Generator, canvas: _Canvas) -> tuple[np.ndarray, 
             pattern = pattern * np.cos(2 * np.pi * v)
         pattern = np.clip(0.5 + 2 * pattern, 0, 1)
     background = base + (other - base) * pattern[..., None]
-    return background, _luma((base + other) / 2)
+    return background, max(_luma(base), _luma(other))
 
 
 def _clip_of(background: np.ndarray, canvas: _Canvas) -> np.ndarray:
@@ -425,15 +438,17 @@ def _bounce(start: float, velocity: float, low: float, high: float, t: np.ndarra
 
 
 def _shape_distance(shape: str, u: np.ndarray, v: np.ndarray, radius: float) -> np.ndarray:
-    """Signed distance to a shape of circumradius about ``radius`` centred at the origin."""
+    """Signed distance to a shape centred at the origin; every shape has an area of 2.25 radius^2,
+    so that size says nothing about the class."""
     if shape == "Circle":
-        return np.hypot(u, v) - radius * 0.85
+        return np.hypot(u, v) - radius * 0.846
     if shape == "Square":
         return _box_distance(u, v, radius * 0.75, radius * 0.75)
-    if shape == "Cross":
-        return np.minimum(_box_distance(u, v, radius, radius * 0.3), _box_distance(u, v, radius * 0.3, radius))
-    if shape == "Triangle":
-        return _triangle_distance(u, v, radius)
+    if shape == "Cross":  # arms 2a long and 0.6a wide: area 2.04 a^2
+        arm = radius * 1.05
+        return np.minimum(_box_distance(u, v, arm, arm * 0.3), _box_distance(u, v, arm * 0.3, arm))
+    if shape == "Triangle":  # equilateral, circumradius R: area 1.299 R^2
+        return _triangle_distance(u, v, radius * 1.316)
     raise AssertionError(shape)
 
 
@@ -456,7 +471,7 @@ def _triangle_distance(u, v, radius: float) -> np.ndarray:
 def _shape_scene(shape: str) -> Callable[[np.random.Generator, _Canvas], np.ndarray]:
     def scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
         background, luma = _background(rng, canvas)
-        radius = rng.uniform(16, 24) * canvas.scale
+        radius = rng.uniform(18, 26) * canvas.scale
         angle = rng.uniform(-0.2, 0.2)  # upright, give or take 11 degrees: mirror-symmetric shapes
         speed, heading = rng.uniform(0.5, 1.5) * canvas.scale, rng.uniform(0, 2 * np.pi)
         cy, cx = canvas.centre_box(rng, 0.5)
@@ -467,7 +482,7 @@ def _shape_scene(shape: str) -> Callable[[np.random.Generator, _Canvas], np.ndar
         u = du * np.cos(angle) + dv * np.sin(angle)
         v = -du * np.sin(angle) + dv * np.cos(angle)
         alpha = _coverage(_shape_distance(shape, u, v, radius))
-        colour = _contrasting_colour(rng, luma)
+        colour = _bright_colour(rng, luma)
         if rng.uniform() < 0.5:  # faint two-tone stripes that move with the shape
             second = np.clip(colour * rng.uniform(0.75, 0.9), 0, 1)
             stripes = (np.cos(2 * np.pi * u / (rng.uniform(4, 8) * canvas.scale)) > 0)[..., None]
@@ -486,13 +501,13 @@ def _rising_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
     """Dots moving up at one speed, wrapping around: each frame shows dots at uniform heights."""
     background, luma = _background(rng, canvas)
     count = int(rng.integers(8, 15))
-    speed = rng.uniform(1.5, 3.0) * canvas.scale
-    colour = _contrasting_colour(rng, luma)
-    max_radius = 6 * canvas.scale
+    speed = rng.uniform(2.0, 3.5) * canvas.scale
+    colour = _bright_colour(rng, luma)
+    max_radius = 7 * canvas.scale
     period = canvas.H + 2 * max_radius
     distance = np.full((canvas.T, canvas.H, canvas.W), np.inf, np.float32)
     for _ in range(count):
-        radius = rng.uniform(3, 6) * canvas.scale
+        radius = rng.uniform(4, 7) * canvas.scale
         x = rng.uniform(0.1, 0.9) * canvas.W
         y = np.mod(rng.uniform(0, period) - speed * canvas.t, period) - max_radius
         distance = np.minimum(distance, np.hypot(canvas.x - x, canvas.y - y) - radius)
@@ -514,8 +529,8 @@ def _approaching_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
     spokes = np.cos(sectors * np.arctan2(dy, dx) + rng.uniform(0, 2 * np.pi))
     # Soft edges: a hard sign would alias where rings get thinner than a pixel near the centre.
     checker = np.clip(0.5 + 2 * rings * spokes, 0, 1)
-    first = _contrasting_colour(rng, luma)
-    second = np.clip(1 - first + rng.uniform(-0.15, 0.15, 3), 0, 1).astype(np.float32)
+    first = _bright_colour(rng, luma)
+    second = first * np.float32(rng.uniform(0.1, 0.35))
     texture = first + (second - first) * checker[..., None]
     tunnel = rng.uniform(36, 48) * canvas.scale
     inside = _coverage(r - tunnel) * (1 - _coverage(r - 4 * canvas.scale))  # no texture at the vanishing point
@@ -534,7 +549,7 @@ def _inflating_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
     smallest, largest = 2 * canvas.scale, rng.uniform(18, 26) * canvas.scale
     period = (largest - smallest) / (rng.uniform(1.0, 1.8) * canvas.scale)  # frames per cycle
     thickness = rng.uniform(2.5, 4.0) * canvas.scale
-    colour = _contrasting_colour(rng, luma)
+    colour = _bright_colour(rng, luma)
     bubbles = 3
     first_phase = rng.uniform()
     cycles = math.ceil(canvas.T / period) + 3
@@ -572,17 +587,17 @@ def _cycle_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
     return frames
 
 
-# name -> (scene, played backwards)
-_SCENES: dict[str, tuple[Callable[[np.random.Generator, _Canvas], np.ndarray], bool]] = {
-    **{name: (_shape_scene(name), False) for name in ("Circle", "Square", "Triangle", "Cross")},
-    "Rising": (_rising_scene, False),
-    "Falling": (_rising_scene, True),
-    "Approaching": (_approaching_scene, False),
-    "Receding": (_approaching_scene, True),
-    "Inflating": (_inflating_scene, False),
-    "Deflating": (_inflating_scene, True),
-    "CycleRGB": (_cycle_scene, False),
-    "CycleBGR": (_cycle_scene, True),
+# name -> (scene, played backwards, the class whose random draws it shares)
+_SCENES: dict[str, tuple[Callable[[np.random.Generator, _Canvas], np.ndarray], bool, str]] = {
+    **{name: (_shape_scene(name), False, "Circle") for name in ("Circle", "Square", "Triangle", "Cross")},
+    "Rising": (_rising_scene, False, "Rising"),
+    "Falling": (_rising_scene, True, "Rising"),
+    "Approaching": (_approaching_scene, False, "Approaching"),
+    "Receding": (_approaching_scene, True, "Approaching"),
+    "Inflating": (_inflating_scene, False, "Inflating"),
+    "Deflating": (_inflating_scene, True, "Inflating"),
+    "CycleRGB": (_cycle_scene, False, "CycleRGB"),
+    "CycleBGR": (_cycle_scene, True, "CycleRGB"),
 }
 assert set(_SCENES) == {cls.name for cls in CLASSES}
 _LABELS = {cls.name: label for label, cls in enumerate(CLASSES)}
