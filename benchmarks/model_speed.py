@@ -55,7 +55,7 @@ TORCHVISION_MODELS = ("r3d_18", "r2plus1d_18")
 PEER = "r3d_18"
 TARGET_MODEL, TARGET_GMACS_RATIO, TARGET_SPEEDUP, TARGET_ERROR = "artnet_r18_d", 0.9, 2.5, 1e-2
 CALIBRATION_CLIPS = 4
-SLOW_PATH_FACTOR = 4.0  # a path whose probe convolution is this much slower than fp32 is measured small
+SLOW_PATH_FACTOR = 3.0  # a path whose probe convolution is this much slower than fp32 is measured small (20-50x seen)
 SMALL_BATCH, SMALL_CLIP = 2, (8, 56, 56)  # BN in training mode needs a few values per channel
 
 FP32 = Acceleration()
@@ -151,7 +151,7 @@ def relative_error(y: torch.Tensor, reference: torch.Tensor) -> float:
 # --- table 1: every model, fp32 eager ------------------------------------------------------
 
 
-def model_table(names: list[str], batch: int, clip: tuple[int, int, int], repeats: int, train_repeats: int) -> str:
+def model_table(names: list[str], batch: int, clip: tuple[int, int, int], repeats: int, train_repeats: int, judge: bool) -> str:
     clips = torch.randn(batch, 3, *clip)
     labels = torch.randint(0, 400, (batch,))
     models = {}
@@ -192,7 +192,7 @@ def model_table(names: list[str], batch: int, clip: tuple[int, int, int], repeat
         for name, row in zip(names, rows):
             row.append(f"{achieved(name) / achieved(PEER):.2f}x")
     text = format_table(headers, rows)
-    if TARGET_MODEL in names and PEER in names:
+    if judge and TARGET_MODEL in names and PEER in names:
         ratio = achieved(TARGET_MODEL) / achieved(PEER)
         verdict = "holds" if ratio >= TARGET_GMACS_RATIO else "misses"
         text += (
@@ -205,21 +205,20 @@ def model_table(names: list[str], batch: int, clip: tuple[int, int, int], repeat
 # --- table 2: fast paths of one model ------------------------------------------------------
 
 
-def probe_slowdown(accel: Acceleration) -> float:
-    """Time of one small 3D convolution under ``accel`` over its time in fp32 with the same layout (best of 3)."""
-    conv = nn.Conv3d(32, 32, 3, padding=1, bias=False)
-    clips = torch.randn(1, 32, 4, 28, 28)
-
-    def best(path: Acceleration) -> float:
-        layer, x = path.apply(copy.deepcopy(conv)), path.prepare_input(clips)
-        times = []
-        for _ in range(4):
+def probe_slowdown(accel: Acceleration, rounds: int = 3) -> float:
+    """Time of one 3D convolution under ``accel`` over fp32 with the same layout: best of interleaved rounds."""
+    conv = nn.Conv3d(64, 64, 3, padding=1, bias=False)
+    clips = torch.randn(1, 64, 4, 28, 28)
+    reference = Acceleration(channels_last=accel.channels_last)
+    jobs = {path: (path.apply(copy.deepcopy(conv)), path.prepare_input(clips)) for path in (reference, accel)}
+    best = {path: float("inf") for path in jobs}
+    for round_index in range(rounds + 1):
+        for path, (layer, x) in jobs.items():
             start = time.perf_counter()
             inference(layer, x, path)
-            times.append(time.perf_counter() - start)
-        return min(times[1:])
-
-    return best(accel) / best(Acceleration(channels_last=accel.channels_last))
+            if round_index:  # round 0 warms up
+                best[path] = min(best[path], time.perf_counter() - start)
+    return best[accel] / best[reference]
 
 
 @dataclass
@@ -280,7 +279,7 @@ def _calibrate_batch_norm(model: nn.Module, clips: torch.Tensor) -> None:
 
 
 def fast_path_table(
-    name: str, batch: int, clip: tuple[int, int, int], repeats: int, compile: bool, small_clip: tuple[int, int, int]
+    name: str, batch: int, clip: tuple[int, int, int], repeats: int, compile: bool, small_clip: tuple[int, int, int], judge: bool
 ) -> str:
     paths = [p for p in FAST_PATHS if compile or not p.compile]
     slowdowns = {p: probe_slowdown(p) for p in paths if p.precision != "fp32"}
@@ -304,6 +303,8 @@ def fast_path_table(
             if mode == "inference" and result.error <= TARGET_ERROR and (best is None or speedup > best[1]):
                 best = (accel.name, speedup, result.error)
     text = format_table(["mode", "path", "clips/s", "vs fp32 eager", "rel. error", "measured at"], rows)
+    if not judge:
+        return text
     verdict = "holds" if best[1] >= TARGET_SPEEDUP else "misses"
     text += (
         f"\n\nTarget: the fastest inference path at rel. error <= {TARGET_ERROR:g} reaches >= {TARGET_SPEEDUP}x "
@@ -341,10 +342,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Machine: {machine()}\n")
     print(f"## fp32 eager, batch {args.batch}, {args.clip} clips\n")
-    print(model_table(args.models, args.batch, clip, args.repeats, max(1, args.repeats - 1)), flush=True)
+    judge = not args.quick  # one round on small clips says nothing about the targets
+    print(model_table(args.models, args.batch, clip, args.repeats, max(1, args.repeats - 1), judge), flush=True)
     if not args.no_fast_paths:
         print(f"\n## Fast CPU paths of {args.fast_model}, batch {args.batch}, {args.clip} clips\n")
-        print(fast_path_table(args.fast_model, args.batch, clip, args.repeats, not args.no_compile, small_clip), flush=True)
+        print(fast_path_table(args.fast_model, args.batch, clip, args.repeats, not args.no_compile, small_clip, judge), flush=True)
+    if not judge:
+        print("\n(--quick: a smoke run; the targets are judged by full runs only)")
     return 0
 
 
