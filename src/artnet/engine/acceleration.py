@@ -1,33 +1,106 @@
-"""Precision, memory format and compilation switches (provisional; replaced by the speed work)."""
+"""Switches for faster training and inference: precision, memory format, compilation.
+
+One small object serves the training engine, ``predict`` and ``benchmarks/model_speed.py``
+alike; the engine reads it from the config keys ``precision``, ``channels_last`` and
+``compile``::
+
+    accel = Acceleration.from_config(config)      # e.g. Acceleration(channels_last=True, compile=True)
+    runner = accel.apply(model)                   # call this one; keep `model` for the optimizer and checkpoints
+    with accel.autocast("cpu"):
+        logits = runner(accel.prepare_input(clips))
+        loss = criterion(logits, labels)
+    accel.grad_scaler("cpu").scale(loss).backward()   # (the scaler's step/update as usual)
+
+No switch changes the model's parameters, their names or ``state_dict`` keys: ``apply`` moves
+the weights to another memory layout in place, and ``compile`` wraps the same module
+(``runner._orig_mod is model``; the wrapper's own ``state_dict`` would prefix every key with
+``_orig_mod.``, hence: save ``model``). Reduced precision is autocast: the weights stay fp32
+and the optimizer steps fp32 weights.
+
+Which switch pays off depends on the CPU; ``python benchmarks/model_speed.py`` measures them
+side by side. On a CPU without native bf16/fp16 convolutions (e.g. AVX2-only x86), PyTorch
+runs reduced-precision 3D convolutions through a slow reference kernel: keep ``fp32`` there.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any, ContextManager, Mapping
 
 import torch
 from torch import nn
 
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from ..errors import ConfigError
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_SWITCHES = ("channels_last", "compile")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Acceleration:
+    """How to run a model fast; the defaults run it exactly as defined (fp32, eager, NCDHW).
+
+    Args:
+        precision: ``"fp32"``, or ``"bf16"`` / ``"fp16"`` autocast (matrix products and
+            convolutions in reduced precision, reductions and BN in fp32).
+        channels_last: weights and clips in ``torch.channels_last_3d`` (NDHWC) layout.
+        compile: wrap the model in ``torch.compile`` (TorchInductor; on CPU it needs a C++
+            compiler, and the first call compiles for a minute or more).
+    """
+
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
 
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in _SWITCHES:
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Acceleration:
+        """Read the keys ``precision``, ``channels_last`` and ``compile``; other keys are ignored."""
+        return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return PRECISIONS[self.precision]
+
+    @property
+    def name(self) -> str:
+        """``"fp32"``, ``"bf16 + channels_last + compile"``: for logs and tables."""
+        return " + ".join([self.precision] + [name for name in _SWITCHES if getattr(self, name)])
+
     def apply(self, model: nn.Module) -> nn.Module:
+        """The model to call: weights in the chosen layout, compiled if asked (in place for the layout)."""
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
         if self.compile:
             model = torch.compile(model)
         return model
 
-    def autocast(self, device_type: str):
+    def prepare_input(self, clips: torch.Tensor) -> torch.Tensor:
+        """Clips ``(N, C, T, H, W)`` in the layout the model was given; a view-free no-op otherwise."""
+        if self.channels_last and clips.dim() == 5:
+            return clips.contiguous(memory_format=torch.channels_last_3d)
+        return clips
+
+    def autocast(self, device_type: str = "cpu") -> ContextManager:
+        """A context for the forward pass (and loss); the backward pass runs outside it."""
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(device_type, dtype=_DTYPES[self.precision])
+        # torch.autocast merely warns and disables itself for a dtype the device lacks: make it an error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                return torch.autocast(device_type, dtype=self.dtype)
+            except (RuntimeError, UserWarning) as error:
+                raise ConfigError(f"precision={self.precision!r} is not supported on {device_type}: {error}") from None
 
-    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else x
+    def grad_scaler(self, device_type: str = "cpu") -> torch.amp.GradScaler:
+        """Loss scaling for fp16 training (its small range underflows gradients); a no-op otherwise."""
+        return torch.amp.GradScaler(device_type, enabled=self.precision == "fp16")

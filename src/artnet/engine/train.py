@@ -90,7 +90,7 @@ def train(config: Config) -> dict:
     set_train_mode(model, config.train.bn)
     accel = Acceleration(config.train.precision, config.train.channels_last, config.train.compile)
     optimizer = build_optimizer(model, config.solver)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=config.train.precision == "fp16")
+    scaler = accel.grad_scaler(env.device.type)
     plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
 
     # Resume from the newest checkpoint of this run, if there is one.

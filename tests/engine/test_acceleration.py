@@ -1,0 +1,128 @@
+"""The speed switches: each one runs, keeps the model's parameters, and stays close to fp32."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from artnet import create_model
+from artnet.engine.acceleration import Acceleration
+from artnet.models import SMART
+from artnet.errors import ConfigError
+
+SMALL = {"width_mult": 0.125, "depths": (1, 1, 1, 1), "num_classes": 5, "dropout": 0.0}
+
+
+@pytest.fixture
+def model():
+    return create_model("artnet_r18_d", **SMALL)
+
+
+@pytest.fixture
+def clips():
+    return torch.randn(2, 3, 8, 32, 32)
+
+
+def relative_error(y, reference):
+    return ((y.float() - reference).norm() / reference.norm()).item()
+
+
+def forward(accel, model, clips):
+    with accel.autocast("cpu"):
+        return accel.apply(model)(accel.prepare_input(clips))
+
+
+def test_defaults_leave_the_model_alone(model, clips):
+    accel = Acceleration()
+    assert accel.name == "fp32" and accel.dtype == torch.float32
+    assert accel.apply(model) is model and accel.prepare_input(clips) is clips
+    model.eval()
+    torch.testing.assert_close(forward(accel, model, clips), model(clips), rtol=0, atol=0)
+
+
+def test_channels_last_keeps_parameters_and_outputs(model, clips):
+    model.eval()
+    reference = model(clips)
+    keys = list(model.state_dict())
+    accel = Acceleration(channels_last=True)
+    fast = accel.apply(model)
+    assert fast is model and list(model.state_dict()) == keys
+    assert model.layer1[0].conv_b.relation.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert accel.prepare_input(clips).is_contiguous(memory_format=torch.channels_last_3d)
+    assert relative_error(forward(accel, model, clips), reference) < 1e-5
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_inference_is_close_to_fp32(model, clips, precision):
+    model.eval()
+    reference = model(clips)
+    accel = Acceleration(precision=precision, channels_last=True)
+    with torch.no_grad():
+        y = forward(accel, model, clips)
+    assert y.dtype == accel.dtype  # the classifier ran under autocast, not in fp32
+    assert 0 < relative_error(y, reference) < 2e-2
+    assert model.fc.weight.dtype == torch.float32  # autocast: the weights stay fp32
+
+
+def test_bf16_training_step_reaches_every_weight_and_descends(model, clips):
+    labels = torch.tensor([1, 3])
+    loss_fp32 = F.cross_entropy(model(clips), labels)
+    loss_fp32.backward()
+    reference = torch.cat([p.grad.flatten() for p in model.parameters()])
+    model.zero_grad(set_to_none=True)
+
+    accel = Acceleration(precision="bf16")
+    with accel.autocast("cpu"):
+        loss = F.cross_entropy(accel.apply(model)(clips), labels)
+    assert loss.dtype == torch.float32  # autocast keeps the loss in fp32
+    accel.grad_scaler("cpu").scale(loss).backward()
+    for name, p in model.named_parameters():
+        assert p.dtype == p.grad.dtype == torch.float32, name  # fp32 weights, fp32 gradients
+        assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+    grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert F.cosine_similarity(grads, reference, dim=0) > 0.8  # bf16 rounding, the same direction
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= 0.05 * p.grad
+        assert F.cross_entropy(model(clips), labels) < loss_fp32
+
+
+def test_loss_scaling_only_for_fp16():
+    assert Acceleration(precision="fp16").grad_scaler("cpu").is_enabled()
+    assert not Acceleration(precision="bf16").grad_scaler("cpu").is_enabled()
+
+
+@pytest.mark.slow  # TorchInductor compiles C++ on first use: about 20 s on 2 cores with a cold cache
+def test_compile_wraps_the_same_module():
+    block = SMART(4, 6, (3, 3, 3)).eval()
+    x = torch.randn(1, 4, 4, 8, 8)
+    reference = block(x)
+    fast = Acceleration(compile=True).apply(block)
+    assert fast is not block and fast._orig_mod is block
+    with torch.no_grad():
+        assert relative_error(fast(x), reference) < 1e-5
+
+
+def test_from_config_reads_the_three_keys():
+    accel = Acceleration.from_config({"precision": "bf16", "channels_last": True, "lr": 0.1})
+    assert accel == Acceleration(precision="bf16", channels_last=True, compile=False)
+    assert accel.name == "bf16 + channels_last"
+    assert Acceleration.from_config({}) == Acceleration()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"precision": "fp64"}, "precision must be one of fp32, bf16, fp16, got 'fp64'"),
+        ({"channels_last": "yes"}, "channels_last must be true or false, got 'yes'"),
+        ({"compile": 1}, "compile must be true or false, got 1"),
+    ],
+)
+def test_bad_settings_are_config_errors(options, message):
+    with pytest.raises(ConfigError, match=message):
+        Acceleration(**options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_autocast_is_an_error_not_a_silent_fp32_run():
+    with pytest.raises(ConfigError, match="precision='fp16' is not supported on cuda"):
+        Acceleration(precision="fp16").autocast("cuda")
