@@ -70,8 +70,8 @@ CLASSES: tuple[SyntheticClass, ...] = (
     SyntheticClass("Dotted", "appearance", None, "a polka-dot disc drifting and bouncing"),
     SyntheticClass("Rising", "temporal", "Falling", "a field of small dots moving up"),
     SyntheticClass("Falling", "temporal", "Rising", "a field of small dots moving down"),
-    SyntheticClass("Approaching", "temporal", "Receding", "flying into a log-polar tunnel: the pattern zooms in"),
-    SyntheticClass("Receding", "temporal", "Approaching", "flying out of a log-polar tunnel: the pattern zooms out"),
+    SyntheticClass("Approaching", "temporal", "Receding", "flying into a tunnel of hoops: they zoom in"),
+    SyntheticClass("Receding", "temporal", "Approaching", "flying out of a tunnel of hoops: they zoom out"),
     SyntheticClass("Inflating", "temporal", "Deflating", "ring bubbles that grow, vanish and reappear small elsewhere"),
     SyntheticClass("Deflating", "temporal", "Inflating", "ring bubbles that appear large and shrink to nothing"),
     SyntheticClass("CycleRGB", "temporal", "CycleBGR", "a panel of lamps cycling red -> green -> blue"),
@@ -442,7 +442,9 @@ def _pattern(name: str, u: np.ndarray, v: np.ndarray, period: float) -> np.ndarr
     gu = period / 4 - np.abs(np.mod(u, period) - period / 4)
     if name == "Striped":
         return _coverage(-gu)
-    if name == "Checkered":
+    if name == "Checkered":  # squares 1.5x the stripes' width: plainly two-dimensional
+        period *= 1.5
+        gu = period / 4 - np.abs(np.mod(u, period) - period / 4)
         gv = period / 4 - np.abs(np.mod(v, period) - period / 4)
         return _coverage(-np.sign(gu * gv) * np.minimum(np.abs(gu), np.abs(gv)))
     raise AssertionError(name)
@@ -458,7 +460,8 @@ def _pattern_scene(name: str) -> Callable[[np.random.Generator, _Canvas], np.nda
         y = _bounce(cy, speed * np.sin(heading), margin_y, canvas.H - margin_y, canvas.t)
         x = _bounce(cx, speed * np.cos(heading), margin_x, canvas.W - margin_x, canvas.t)
         du, dv = canvas.x - x, canvas.y - y  # the pattern moves with the disc
-        angle, period = rng.uniform(0, np.pi), rng.uniform(10, 14) * canvas.scale
+        # Near axis-aligned (a mirror-symmetric spread): orientation is a nuisance worth sparing.
+        angle, period = rng.uniform(-0.25, 0.25), rng.uniform(10, 14) * canvas.scale
         u = du * np.cos(angle) + dv * np.sin(angle) + rng.uniform() * period
         v = -du * np.sin(angle) + dv * np.cos(angle) + rng.uniform() * period
         colour = _bright_colour(rng, luma)
@@ -495,23 +498,21 @@ def _rising_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
 
 
 def _approaching_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
-    """A log-polar checkerboard zooming in at a constant rate: the same pattern at every phase."""
+    """Flying into a tunnel of hoops: log-spaced rings zooming in at a constant rate, so that the
+    picture is the same at every phase (only the phase moves) and each frame looks alike."""
     background, luma = _background(rng, canvas)
     cy, cx = canvas.centre_box(rng, 0.3)
-    dy, dx = canvas.y - cy, canvas.x - cx
-    r = np.maximum(np.hypot(dy, dx), 1e-3)
-    ring_ratio = rng.uniform(1.35, 1.6)
+    r = np.maximum(np.hypot(canvas.y - cy, canvas.x - cx), 1e-3)
+    ring_ratio = rng.uniform(1.4, 1.7)  # radius of one hoop / the next one in
     rate = rng.uniform(0.06, 0.1)  # log-radius per frame: ~8% bigger each frame
-    sectors = 2 * int(rng.integers(3, 7))
     rings = np.cos(2 * np.pi * ((np.log(r) - rate * canvas.t) / np.log(ring_ratio) + rng.uniform()))
-    spokes = np.cos(sectors * np.arctan2(dy, dx) + rng.uniform(0, 2 * np.pi))
     # Soft edges: a hard sign would alias where rings get thinner than a pixel near the centre.
-    checker = np.clip(0.5 + 2 * rings * spokes, 0, 1)
+    hoops = np.clip(0.5 + 2 * rings, 0, 1)
     first = _bright_colour(rng, luma)
     second = first * np.float32(rng.uniform(0.1, 0.35))
-    texture = first + (second - first) * checker[..., None]
+    texture = first + (second - first) * hoops[..., None]
     tunnel = rng.uniform(36, 48) * canvas.scale
-    inside = _coverage(r - tunnel) * (1 - _coverage(r - 4 * canvas.scale))  # no texture at the vanishing point
+    inside = _coverage(r - tunnel) * (1 - _coverage(r - 5 * canvas.scale))  # nothing at the vanishing point
     frames = _clip_of(background, canvas)
     _paint(frames, inside, texture)
     return frames
