@@ -64,14 +64,14 @@ class SyntheticClass:
 
 # Order = label order (classInd index - 1). A temporal pair's first class is the forward process.
 CLASSES: tuple[SyntheticClass, ...] = (
-    SyntheticClass("Circle", "appearance", None, "a disc drifting and bouncing"),
-    SyntheticClass("Square", "appearance", None, "an upright square drifting and bouncing"),
-    SyntheticClass("Triangle", "appearance", None, "an upright equilateral triangle drifting and bouncing"),
-    SyntheticClass("Cross", "appearance", None, "an upright plus-shaped cross drifting and bouncing"),
+    SyntheticClass("Plain", "appearance", None, "a plain disc drifting and bouncing"),
+    SyntheticClass("Striped", "appearance", None, "a striped disc drifting and bouncing"),
+    SyntheticClass("Checkered", "appearance", None, "a checkered disc drifting and bouncing"),
+    SyntheticClass("Dotted", "appearance", None, "a polka-dot disc drifting and bouncing"),
     SyntheticClass("Rising", "temporal", "Falling", "a field of small dots moving up"),
     SyntheticClass("Falling", "temporal", "Rising", "a field of small dots moving down"),
-    SyntheticClass("Approaching", "temporal", "Receding", "flying into a log-polar tunnel: the pattern zooms in"),
-    SyntheticClass("Receding", "temporal", "Approaching", "flying out of a log-polar tunnel: the pattern zooms out"),
+    SyntheticClass("Approaching", "temporal", "Receding", "flying into a tunnel of hoops: they zoom in"),
+    SyntheticClass("Receding", "temporal", "Approaching", "flying out of a tunnel of hoops: they zoom out"),
     SyntheticClass("Inflating", "temporal", "Deflating", "ring bubbles that grow, vanish and reappear small elsewhere"),
     SyntheticClass("Deflating", "temporal", "Inflating", "ring bubbles that appear large and shrink to nothing"),
     SyntheticClass("CycleRGB", "temporal", "CycleBGR", "a panel of lamps cycling red -> green -> blue"),
@@ -400,26 +400,16 @@ def _bright_colour(rng: np.random.Generator, luma: float, margin: float = 0.3) -
 
 
 def _background(rng: np.random.Generator, canvas: _Canvas) -> tuple[np.ndarray, float]:
-    """A static, dark, low-contrast textured background (H, W, 3) and its mean luma."""
+    """A static, dark, low-contrast background (H, W, 3) of smooth random blobs, and its
+    brightest luma. Smooth: edges and patterns belong to the things that carry the classes."""
     base = rng.uniform(0.05, 0.4, 3).astype(np.float32)
     other = np.clip(base + rng.uniform(-0.15, 0.15, 3), 0, 1).astype(np.float32)
     y, x = canvas.y[0], canvas.x[0]
-    kind = rng.integers(3)
-    if kind == 0:  # smooth blobs: a few long waves
-        pattern = np.zeros((canvas.H, canvas.W), np.float32)
-        for _ in range(4):
-            angle, wavelength, phase = rng.uniform(0, 2 * np.pi), rng.uniform(40, 120) * canvas.scale, rng.uniform(0, 2 * np.pi)
-            pattern += np.cos(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / wavelength + phase)
-        pattern = 0.5 + pattern / 8
-    else:  # stripes or a checkerboard at any angle
-        angle, wavelength = rng.uniform(0, np.pi), rng.uniform(10, 30) * canvas.scale
-        u = (x * np.cos(angle) + y * np.sin(angle)) / wavelength + rng.uniform()
-        pattern = np.cos(2 * np.pi * u)
-        if kind == 2:
-            v = (-x * np.sin(angle) + y * np.cos(angle)) / wavelength + rng.uniform()
-            pattern = pattern * np.cos(2 * np.pi * v)
-        pattern = np.clip(0.5 + 2 * pattern, 0, 1)
-    background = base + (other - base) * pattern[..., None]
+    pattern = np.zeros((canvas.H, canvas.W), np.float32)
+    for _ in range(4):  # a few long waves
+        angle, wavelength, phase = rng.uniform(0, 2 * np.pi), rng.uniform(30, 120) * canvas.scale, rng.uniform(0, 2 * np.pi)
+        pattern += np.cos(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / wavelength + phase)
+    background = base + (other - base) * (0.5 + pattern[..., None] / 8)
     return background, max(_luma(base), _luma(other))
 
 
@@ -434,22 +424,7 @@ def _bounce(start: float, velocity: float, low: float, high: float, t: np.ndarra
     return low + span - np.abs(u - span)
 
 
-# -- appearance: one shape, any orientation, colour and fill, drifting and bouncing ---------------
-
-
-def _shape_distance(shape: str, u: np.ndarray, v: np.ndarray, radius: float) -> np.ndarray:
-    """Signed distance to a shape centred at the origin; every shape has an area of 2.25 radius^2,
-    so that size says nothing about the class."""
-    if shape == "Circle":
-        return np.hypot(u, v) - radius * 0.846
-    if shape == "Square":
-        return _box_distance(u, v, radius * 0.75, radius * 0.75)
-    if shape == "Cross":  # arms 2a long and 0.6a wide: area 2.04 a^2
-        arm = radius * 1.05
-        return np.minimum(_box_distance(u, v, arm, arm * 0.3), _box_distance(u, v, arm * 0.3, arm))
-    if shape == "Triangle":  # equilateral, circumradius R: area 1.299 R^2
-        return _triangle_distance(u, v, radius * 1.316)
-    raise AssertionError(shape)
+# -- appearance: one disc, its surface pattern decides; drifting and bouncing ---------------------
 
 
 def _box_distance(u, v, half_u: float, half_v: float) -> np.ndarray:
@@ -457,38 +432,43 @@ def _box_distance(u, v, half_u: float, half_v: float) -> np.ndarray:
     return np.hypot(np.maximum(qu, 0), np.maximum(qv, 0)) + np.minimum(np.maximum(qu, qv), 0)
 
 
-def _triangle_distance(u, v, radius: float) -> np.ndarray:
-    """Equilateral triangle with circumradius ``radius`` (Inigo Quilez's exact distance)."""
-    k = math.sqrt(3.0)
-    half_side = radius * k / 2
-    pu, pv = np.abs(u) - half_side, -v + half_side / k
-    fold = pu + k * pv > 0
-    pu, pv = np.where(fold, (pu - k * pv) / 2, pu), np.where(fold, (-k * pu - pv) / 2, pv)
-    pu = pu - np.clip(pu, -2 * half_side, 0)
-    return -np.hypot(pu, pv) * np.sign(pv)
+def _pattern(name: str, u: np.ndarray, v: np.ndarray, period: float) -> np.ndarray | float:
+    """Coverage in [0, 1] of the dark part of a surface pattern at pattern coordinates (u, v)."""
+    if name == "Plain":
+        return 0.0
+    if name == "Dotted":  # dots half a period wide at the cell centres
+        return _coverage(np.hypot(np.mod(u, period) - period / 2, np.mod(v, period) - period / 2) - period / 4)
+    # Signed distance to the nearest band edge, positive in the first half of each period.
+    gu = period / 4 - np.abs(np.mod(u, period) - period / 4)
+    if name == "Striped":
+        return _coverage(-gu)
+    if name == "Checkered":  # squares 1.5x the stripes' width: plainly two-dimensional
+        period *= 1.5
+        gu = period / 4 - np.abs(np.mod(u, period) - period / 4)
+        gv = period / 4 - np.abs(np.mod(v, period) - period / 4)
+        return _coverage(-np.sign(gu * gv) * np.minimum(np.abs(gu), np.abs(gv)))
+    raise AssertionError(name)
 
 
-def _shape_scene(shape: str) -> Callable[[np.random.Generator, _Canvas], np.ndarray]:
+def _pattern_scene(name: str) -> Callable[[np.random.Generator, _Canvas], np.ndarray]:
     def scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
         background, luma = _background(rng, canvas)
-        radius = rng.uniform(18, 26) * canvas.scale
-        angle = rng.uniform(-0.2, 0.2)  # upright, give or take 11 degrees: mirror-symmetric shapes
+        radius = rng.uniform(26, 34) * canvas.scale
         speed, heading = rng.uniform(0.5, 1.5) * canvas.scale, rng.uniform(0, 2 * np.pi)
-        cy, cx = canvas.centre_box(rng, 0.5)
-        margin_y, margin_x = 0.25 * canvas.H, 0.25 * canvas.W
+        cy, cx = canvas.centre_box(rng, 0.4)
+        margin_y, margin_x = 0.4 * canvas.H, 0.3 * canvas.W
         y = _bounce(cy, speed * np.sin(heading), margin_y, canvas.H - margin_y, canvas.t)
         x = _bounce(cx, speed * np.cos(heading), margin_x, canvas.W - margin_x, canvas.t)
-        du, dv = canvas.x - x, canvas.y - y
-        u = du * np.cos(angle) + dv * np.sin(angle)
-        v = -du * np.sin(angle) + dv * np.cos(angle)
-        alpha = _coverage(_shape_distance(shape, u, v, radius))
+        du, dv = canvas.x - x, canvas.y - y  # the pattern moves with the disc
+        # Near axis-aligned (a mirror-symmetric spread): orientation is a nuisance worth sparing.
+        angle, period = rng.uniform(-0.25, 0.25), rng.uniform(10, 14) * canvas.scale
+        u = du * np.cos(angle) + dv * np.sin(angle) + rng.uniform() * period
+        v = -du * np.sin(angle) + dv * np.cos(angle) + rng.uniform() * period
         colour = _bright_colour(rng, luma)
-        if rng.uniform() < 0.5:  # faint two-tone stripes that move with the shape
-            second = np.clip(colour * rng.uniform(0.75, 0.9), 0, 1)
-            stripes = (np.cos(2 * np.pi * u / (rng.uniform(4, 8) * canvas.scale)) > 0)[..., None]
-            colour = np.where(stripes, colour, second)
+        dark = colour * np.float32(rng.uniform(0.25, 0.5))
+        fill = colour + (dark - colour) * np.asarray(_pattern(name, u, v, period), np.float32)[..., None]
         frames = _clip_of(background, canvas)
-        _paint(frames, alpha, colour)
+        _paint(frames, _coverage(np.hypot(du, dv) - radius), fill)
         return frames
 
     return scene
@@ -510,30 +490,29 @@ def _rising_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
         radius = rng.uniform(4, 7) * canvas.scale
         x = rng.uniform(0.1, 0.9) * canvas.W
         y = np.mod(rng.uniform(0, period) - speed * canvas.t, period) - max_radius
-        distance = np.minimum(distance, np.hypot(canvas.x - x, canvas.y - y) - radius)
+        near = slice(max(0, int(x - radius) - 1), int(x + radius) + 2)  # the dot's columns: 10x less work
+        distance[..., near] = np.minimum(distance[..., near], np.hypot(canvas.x[..., near] - x, canvas.y - y) - radius)
     frames = _clip_of(background, canvas)
     _paint(frames, _coverage(distance), colour)
     return frames
 
 
 def _approaching_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
-    """A log-polar checkerboard zooming in at a constant rate: the same pattern at every phase."""
+    """Flying into a tunnel of hoops: log-spaced rings zooming in at a constant rate, so that the
+    picture is the same at every phase (only the phase moves) and each frame looks alike."""
     background, luma = _background(rng, canvas)
     cy, cx = canvas.centre_box(rng, 0.3)
-    dy, dx = canvas.y - cy, canvas.x - cx
-    r = np.maximum(np.hypot(dy, dx), 1e-3)
-    ring_ratio = rng.uniform(1.35, 1.6)
-    rate = rng.uniform(0.04, 0.07)  # log-radius per frame: ~5% bigger each frame
-    sectors = 2 * int(rng.integers(3, 7))
+    r = np.maximum(np.hypot(canvas.y - cy, canvas.x - cx), 1e-3)
+    ring_ratio = rng.uniform(1.4, 1.7)  # radius of one hoop / the next one in
+    rate = rng.uniform(0.06, 0.1)  # log-radius per frame: ~8% bigger each frame
     rings = np.cos(2 * np.pi * ((np.log(r) - rate * canvas.t) / np.log(ring_ratio) + rng.uniform()))
-    spokes = np.cos(sectors * np.arctan2(dy, dx) + rng.uniform(0, 2 * np.pi))
     # Soft edges: a hard sign would alias where rings get thinner than a pixel near the centre.
-    checker = np.clip(0.5 + 2 * rings * spokes, 0, 1)
+    hoops = np.clip(0.5 + 2 * rings, 0, 1)
     first = _bright_colour(rng, luma)
     second = first * np.float32(rng.uniform(0.1, 0.35))
-    texture = first + (second - first) * checker[..., None]
+    texture = first + (second - first) * hoops[..., None]
     tunnel = rng.uniform(36, 48) * canvas.scale
-    inside = _coverage(r - tunnel) * (1 - _coverage(r - 4 * canvas.scale))  # no texture at the vanishing point
+    inside = _coverage(r - tunnel) * (1 - _coverage(r - 5 * canvas.scale))  # nothing at the vanishing point
     frames = _clip_of(background, canvas)
     _paint(frames, inside, texture)
     return frames
@@ -546,9 +525,9 @@ def _inflating_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
     anew, so each frame shows bubbles of uniformly distributed sizes at random places.
     """
     background, luma = _background(rng, canvas)
-    smallest, largest = 2 * canvas.scale, rng.uniform(18, 26) * canvas.scale
-    period = (largest - smallest) / (rng.uniform(1.0, 1.8) * canvas.scale)  # frames per cycle
-    thickness = rng.uniform(2.5, 4.0) * canvas.scale
+    smallest, largest = 2 * canvas.scale, rng.uniform(20, 30) * canvas.scale
+    period = (largest - smallest) / (rng.uniform(1.5, 2.5) * canvas.scale)  # frames per cycle
+    thickness = rng.uniform(3.0, 5.0) * canvas.scale
     colour = _bright_colour(rng, luma)
     bubbles = 3
     first_phase = rng.uniform()
@@ -589,7 +568,7 @@ def _cycle_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
 
 # name -> (scene, played backwards, the class whose random draws it shares)
 _SCENES: dict[str, tuple[Callable[[np.random.Generator, _Canvas], np.ndarray], bool, str]] = {
-    **{name: (_shape_scene(name), False, "Circle") for name in ("Circle", "Square", "Triangle", "Cross")},
+    **{name: (_pattern_scene(name), False, "Plain") for name in ("Plain", "Striped", "Checkered", "Dotted")},
     "Rising": (_rising_scene, False, "Rising"),
     "Falling": (_rising_scene, True, "Rising"),
     "Approaching": (_approaching_scene, False, "Approaching"),
