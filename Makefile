@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/artnet info --all
+	$(BIN)/artnet demo
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -78,9 +78,10 @@ def test_every_test_protocol_reports(synthetic, reference_run, tmp_path, protoco
 
 def test_predict_names_classes_from_the_checkpoint(synthetic, reference_run):
     video, label = synthetic.clips("test")[0]
-    result = cli("predict", video, synthetic.root / "Circle", "--checkpoint", reference_run / "final.pt", "--topk", "3", "--format", "json")
+    folder = synthetic.root / synthetic.classes[0].name
+    result = cli("predict", video, folder, "--checkpoint", reference_run / "final.pt", "--topk", "3", "--format", "json")
     predictions = json.loads(result.stdout)
-    assert len(predictions) == 1 + 3  # the file, then the three clips of the Circle folder
+    assert len(predictions) == 1 + 3  # the file, then the three clips of one class folder
     names = [c.name for c in synthetic.classes]
     for prediction in predictions:
         assert len(prediction["labels"]) == 3 and set(prediction["labels"]) <= set(names)

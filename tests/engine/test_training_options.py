@@ -25,14 +25,14 @@ def test_tsn_finetuning_recreates_the_head_and_keeps_the_rest(synthetic, referen
     config = load_config(
         TINY_CONFIG,
         tiny_overrides(synthetic, run_dir, f"train.init={reference_run / 'final.pt'}", "data.num_segments=2", "train.bn=partial")
-        + _subset_list(synthetic, tmp_path, ["Circle", "Rising", "Falling"])
+        + _subset_list(synthetic, tmp_path, ["Striped", "Rising", "Falling"])
         + ["solver.max_iter=2", "solver.batch_size=4", "train.deterministic=false", "model.dropout=0.5", "solver.clip_grad_norm=40"],
     )
     train(config)
     assert "classifier fc re-created (12 -> 3 classes)" in capsys.readouterr().out
     tuned = load_checkpoint(run_dir / "final.pt")
     source = load_checkpoint(reference_run / "final.pt")["state_dict"]
-    assert tuned["state_dict"]["fc.weight"].shape == (3, 64) and tuned["classes"] == ["Circle", "Rising", "Falling"]
+    assert tuned["state_dict"]["fc.weight"].shape == (3, 64) and tuned["classes"] == ["Striped", "Rising", "Falling"]
     # partial BN: every BN but the first keeps the source's statistics and affine parameters
     assert torch.equal(tuned["state_dict"]["norm.running_mean"], source["norm.running_mean"])
     assert torch.equal(tuned["state_dict"]["layer2.0.norm_in.weight"], source["layer2.0.norm_in.weight"])

@@ -94,10 +94,10 @@ def train(config: Config) -> dict:
     plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
 
     # Resume from the newest checkpoint of this run, if there is one.
-    position, start, best_top1 = DataPosition(), 0, -1.0
+    position, start, best_top1, elapsed = DataPosition(), 0, -1.0, 0.0
     resume_path = find_resume_checkpoint(run_dir, config.train.resume)
     if resume_path is not None:
-        start, position, best_top1 = restore_training_state(resume_path, model, optimizer, scaler, env)
+        start, position, best_top1, elapsed = restore_training_state(resume_path, model, optimizer, scaler, env)
         if env.is_main:
             forget_after(run_dir, start)
         _say(env, f"resumed from {resume_path} at iteration {start}")
@@ -117,6 +117,7 @@ def train(config: Config) -> dict:
     stream = micro_batches(train_set, sampler, position, plan.micro_batch, config, env)
     monitor = RunMonitor(run_dir, config.solver.max_iter, start, enabled=env.is_main, tensorboard=config.train.tensorboard)
     metrics = None
+    started = time.perf_counter() - elapsed  # training time of this run, over its restarts
     for iteration in range(start, config.solver.max_iter):
         lr = learning_rate(iteration, config.solver)
         set_learning_rate(optimizer, lr, config.solver.caffe_momentum)
@@ -186,13 +187,15 @@ def train(config: Config) -> dict:
                 save_checkpoint(run_dir / "best.pt", {**payload, "config": config_to_dict(config)})
 
         if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
-            save_training_state(run_dir, done, model, optimizer, scaler, position, best_top1, config, classes, env)
+            state = {"best_top1": best_top1, "elapsed_seconds": time.perf_counter() - started}
+            save_training_state(run_dir, done, model, optimizer, scaler, position, state, config, classes, env)
 
     bad = train_set.bad_samples()
     monitor.message(f"finished {config.solver.max_iter} iterations; {bad} bad training sample(s) skipped" + ("" if not bad else " (see log)"))
     monitor.close(plots=config.train.plots)
     if env.is_main:
         payload = model_payload(model, classes, config.data.normalization, input=input_geometry(config), iteration=config.solver.max_iter)
+        payload["elapsed_seconds"] = time.perf_counter() - started
         save_checkpoint(run_dir / "final.pt", {**payload, "config": config_to_dict(config)})
     barrier(env)
     return {"run_dir": str(run_dir), "metrics": None if metrics is None else metrics.as_dict(), "bad_samples": bad}
@@ -255,7 +258,7 @@ def _has_checkpoint(run_dir: Path, resume: str) -> bool:
     return find_resume_checkpoint(run_dir, resume) is not None
 
 
-def save_training_state(run_dir, iteration, model, optimizer, scaler, position, best_top1, config, classes, env) -> None:
+def save_training_state(run_dir, iteration, model, optimizer, scaler, position, state, config, classes, env) -> None:
     """Everything a resumed run needs, RNG states of every process included."""
     rng = gather_objects(_rng_state(env), env)
     if env.is_main:
@@ -265,7 +268,7 @@ def save_training_state(run_dir, iteration, model, optimizer, scaler, position, 
             optimizer=optimizer.state_dict(),
             scaler=scaler.state_dict(),
             data_position={"epoch": position.epoch, "consumed": position.consumed},
-            best_top1=best_top1,
+            **state,
             rng=rng,
             world_size=env.world_size,
             config=config_to_dict(config),
@@ -276,7 +279,7 @@ def save_training_state(run_dir, iteration, model, optimizer, scaler, position, 
     barrier(env)
 
 
-def restore_training_state(path: Path, model, optimizer, scaler, env) -> tuple[int, DataPosition, float]:
+def restore_training_state(path: Path, model, optimizer, scaler, env) -> tuple[int, DataPosition, float, float]:
     checkpoint = load_checkpoint(path)
     if "optimizer" not in checkpoint:
         raise CheckpointError(f"{path}: holds weights only, not a training state to resume")
@@ -287,7 +290,7 @@ def restore_training_state(path: Path, model, optimizer, scaler, env) -> tuple[i
     if checkpoint.get("world_size", 1) == env.world_size:
         _set_rng_state(rng[env.rank])
     position = DataPosition(**checkpoint["data_position"])
-    return int(checkpoint["iteration"]), position, float(checkpoint.get("best_top1", -1.0))
+    return int(checkpoint["iteration"]), position, float(checkpoint["best_top1"]), float(checkpoint["elapsed_seconds"])
 
 
 def forget_after(run_dir: Path, iteration: int) -> None:
