@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch._dynamo.utils import counters as dynamo_counters
 
 from artnet.engine.checkpoint import load_checkpoint
 from artnet.engine.config import load_config
@@ -47,13 +48,17 @@ def test_tsn_finetuning_recreates_the_head_and_keeps_the_rest(synthetic, referen
         ["train.precision=bf16", "train.channels_last=true"],
         ["train.precision=fp16"],
         ["train.channels_last=true"],
+        pytest.param(["train.compile=true"], marks=pytest.mark.slow),  # TorchInductor builds C++ kernels: ~40 s cold
     ],
     ids=lambda s: "+".join(x.split("=")[0].split(".")[1] + "=" + x.split("=")[1] for x in s),
 )
 def test_precision_and_memory_format_switches_train_on_cpu(synthetic, tmp_path, switches):
     run_dir = tmp_path / "run"
     config = load_config(TINY_CONFIG, tiny_overrides(synthetic, run_dir, "solver.max_iter=2", "train.deterministic=false", *switches))
+    graphs_before = dynamo_counters["stats"]["unique_graphs"]
     result = train(config)
+    compiled = dynamo_counters["stats"]["unique_graphs"] > graphs_before
+    assert compiled == ("train.compile=true" in switches)
     losses = [e["loss"] for e in read_log(run_dir / "log.jsonl") if e["kind"] == "train"]
     assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
     assert result["metrics"]["videos"] == 12

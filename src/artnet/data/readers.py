@@ -50,16 +50,19 @@ class VideoReader(ABC):
 
     path: str
     backend: str
+    # set by every reader when it opens a video
+    _num_frames: int
+    _size: tuple[int, int]
 
     @property
-    @abstractmethod
     def num_frames(self) -> int:
         """Decodable frames (never blindly the container's count)."""
+        return self._num_frames
 
     @property
-    @abstractmethod
     def frame_size(self) -> tuple[int, int]:
         """(H, W) of the frames :meth:`read` returns."""
+        return self._size
 
     @abstractmethod
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -232,14 +235,6 @@ class PyAVReader(VideoReader):
             raise
 
     # -- public
-    @property
-    def num_frames(self) -> int:
-        return self._num_frames
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        return self._size
-
     @property
     def declared_frames(self) -> int:
         """The container's frame count (0 where it has none): for reports, never for sampling."""
@@ -447,14 +442,6 @@ class DecordReader(VideoReader):
         if self._num_frames == 0:
             raise DataError(f"{path}: no frames")
 
-    @property
-    def num_frames(self) -> int:
-        return self._num_frames
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        return self._size
-
     def read(self, indices) -> np.ndarray:
         import decord
 
@@ -510,14 +497,6 @@ class FrameFolderReader(VideoReader):
         except (OSError, UnidentifiedImageError) as error:
             raise DataError(f"{self._file(0)}: cannot decode the image ({_reason(error)})") from None
         self._size = output_size(height, width, size)
-
-    @property
-    def num_frames(self) -> int:
-        return self._num_frames
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        return self._size
 
     def read(self, indices) -> np.ndarray:
         indices = self._checked(indices)
