@@ -76,6 +76,23 @@ def test_every_test_protocol_reports(synthetic, reference_run, tmp_path, protoco
     assert (out / "confusion.png").exists()
 
 
+def test_clips_are_cut_as_the_checkpoint_was_trained(synthetic, reference_run, tmp_path, capsys):
+    """A config written for another clip size tests the model on the clips it was trained on, and says so."""
+    from artnet.cli import main
+
+    def scores(name, *extra):
+        out = tmp_path / name
+        args = ["test", str(TINY_CONFIG), *tiny_overrides(synthetic, reference_run, *extra), "--checkpoint", str(reference_run / "final.pt")]
+        assert main([*args, "--protocol", "25x1", "--out", str(out)]) == 0
+        return np.load(out / "scores.npz")["scores"]
+
+    as_trained = scores("as_trained")
+    assert "not as the config says" not in "".join(capsys.readouterr())
+    other = scores("other", "data.clip_len=4", "data.crop_size=24", "data.normalization=kinetics")
+    assert "data.clip_len 4 -> 8, data.crop_size 24 -> 32, data.normalization kinetics -> caffe" in "".join(capsys.readouterr())
+    np.testing.assert_array_equal(other, as_trained)
+
+
 def test_predict_names_classes_from_the_checkpoint(synthetic, reference_run):
     video, label = synthetic.clips("test")[0]
     folder = synthetic.root / synthetic.classes[0].name

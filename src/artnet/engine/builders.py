@@ -26,6 +26,25 @@ def input_geometry(config: Config) -> dict:
     return {"clip_len": data.clip_len, "frame_stride": data.frame_stride, "frame_size": list(data.frame_size), "crop_size": data.crop_size}
 
 
+def data_as_trained(config: Config, payload: dict) -> tuple[Config, list[str]]:
+    """``config`` with the checkpoint's normalisation and clip geometry, and a note per value changed.
+
+    A model is tested on clips cut and normalised as it was trained: a config written for another
+    clip size would otherwise give a plausible-looking but meaningless accuracy.
+    """
+    recorded = {**payload.get("input", {}), "normalization": payload.get("normalization")}
+    changes, notes = {}, []
+    for key, value in recorded.items():
+        if value is None or not hasattr(config.data, key):
+            continue
+        current = getattr(config.data, key)
+        value = list(value) if isinstance(current, list) else value
+        if value != current:
+            changes[key] = value
+            notes.append(f"data.{key} {current} -> {value}")
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **changes)), notes
+
+
 def load_init_weights(model: nn.Module, path: str) -> list[str]:
     """Start from another run's weights (fine-tuning); a classifier of another shape is re-created.
 

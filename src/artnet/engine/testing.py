@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import CheckpointError
 from ..table import format_table
 from .acceleration import Acceleration
-from .builders import build_dataset
+from .builders import build_dataset, data_as_trained
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import Config
 from .distributed import init_distributed
@@ -34,12 +34,12 @@ def run_test(config: Config, checkpoint: str, protocol: str | None = None, split
         path = Path(checkpoint.format(split=split))
         payload = load_checkpoint(path)
         model = model_from_checkpoint(payload, source=str(path)).to(env.device)
-        split_config = dataclasses.replace(
-            split_config, data=dataclasses.replace(split_config.data, normalization=payload.get("normalization", config.data.normalization))
-        )
+        split_config, changed = data_as_trained(split_config, payload)
         dataset = build_dataset(split_config, protocol_spec.mode, protocol_spec)
         check_classes(payload.get("classes", []), list(dataset.classes), path)
         monitor = RunMonitor(path.parent, len(dataset), 0, enabled=env.is_main, tensorboard=False, unit="video")
+        if changed:
+            monitor.message(f"clips cut and normalised as {path.name} was trained, not as the config says: {', '.join(changed)}")
         monitor.message(f"testing {path} on {len(dataset)} videos, protocol {protocol_spec.name}, normalization {split_config.data.normalization}")
         result = evaluate(
             model,
