@@ -24,6 +24,7 @@ from .engine.checkpoint import load_checkpoint
 from .engine.config import load_config
 from .engine.testing import run_test
 from .engine.train import train
+from .plots import pyplot
 from .table import format_table
 
 COMPARED = ("artnet_r18_d", "c3d_r18", "c2d_r18")
@@ -116,12 +117,8 @@ def results_table(results: list[DemoResult]) -> str:
 
 
 def plot_results(results: list[DemoResult], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # plots are an optional extra
+    plt = pyplot()
+    if plt is None:
         return None
     fig, axis = plt.subplots(figsize=(7, 4))
     positions = np.arange(len(results))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plots import pyplot
+
 
 @dataclass
 class Metrics:
@@ -108,12 +110,8 @@ def write_reports(
 
 
 def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # plots are an optional extra
+    plt = pyplot()
+    if plt is None:
         return
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)

@@ -13,6 +13,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..plots import pyplot
+
 
 class RunMonitor:
     def __init__(self, run_dir: Path, total: int, start: int, *, enabled: bool, tensorboard: bool, unit: str = "it"):
@@ -67,12 +69,8 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 
 def plot_curves(log_path: Path, out_dir: Path) -> list[Path]:
     """``loss.png`` (training loss and lr) and ``accuracy.png`` (validation) from the JSONL log."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # plots are an optional extra
+    plt = pyplot()
+    if plt is None:
         return []
     entries = read_log(log_path)
     written = []
