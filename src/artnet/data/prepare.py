@@ -195,8 +195,11 @@ def map_parallel(function, tasks: list[tuple], jobs: int):
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(function, *task): task[0] for task in tasks}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:  # a caller that stops early (an error, Ctrl-C) does not wait for the queued tasks
+            pool.shutdown(cancel_futures=True)
 
 
 def progress_bar(results: Iterable, total: int, description: str, show: bool) -> Iterable:

@@ -28,15 +28,14 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from .prepare import map_parallel, progress_bar
 
 # Bumped whenever the rendered frames or the layout change, so that a cached folder is redone.
 GENERATOR_VERSION = 1
@@ -204,23 +203,12 @@ def generate(
     for cls in CLASSES:
         (root / cls.name).mkdir()
 
-    jobs = [(cls.name, index) for cls in CLASSES for index in range(params.clips_per_class)]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    with _progress_reporter(progress, len(jobs)) as report:
-        if workers == 1:
-            for name, index in jobs:
-                _write_clip(root, params, name, index)
-                report()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                futures = [pool.submit(_write_clip, root, params, *job) for job in jobs]
-                try:
-                    for future in as_completed(futures):
-                        future.result()
-                        report()
-                except BaseException:
-                    pool.shutdown(cancel_futures=True)
-                    raise
+    tasks = [(root, params, cls.name, index) for cls in CLASSES for index in range(params.clips_per_class)]
+    written = map_parallel(_write_clip, tasks, workers or os.cpu_count() or 1)
+    show_bar = bool(progress) and not callable(progress)
+    for done, _ in enumerate(progress_bar(written, len(tasks), "synthetic dataset", show_bar), start=1):
+        if callable(progress):
+            progress(done, len(tasks))
     _write_splits(root, params)
     _write_json(root / CLASSES_FILE, {"classes": [{"index": i + 1, **asdict(c)} for i, c in enumerate(CLASSES)]})
     _write_json(root / MANIFEST, _manifest(params, complete=True))  # the completion marker: last
@@ -290,27 +278,6 @@ def _write_splits(root: Path, params: SyntheticParams) -> None:
     (root / CLASS_IND).write_text("".join(f"{i + 1} {cls.name}\n" for i, cls in enumerate(CLASSES)))
     (root / TRAIN_LIST).write_text("".join(f"{p.relative_to(root).as_posix()} {y + 1}\n" for p, y in dataset.clips("train")))
     (root / TEST_LIST).write_text("".join(f"{p.relative_to(root).as_posix()}\n" for p, _ in dataset.clips("test")))
-
-
-@contextmanager
-def _progress_reporter(progress: bool | Callable[[int, int], None], total: int) -> Iterator[Callable[[], None]]:
-    """A function to call after each clip: a tqdm bar, the caller's callback, or nothing."""
-    if callable(progress):
-        done = 0
-
-        def report() -> None:
-            nonlocal done
-            done += 1
-            progress(done, total)
-
-        yield report
-    elif progress:
-        from tqdm import tqdm
-
-        with tqdm(total=total, unit="clip", desc="synthetic dataset") as bar:
-            yield lambda: bar.update()
-    else:
-        yield lambda: None
 
 
 def encode_video(path: Path, frames: np.ndarray, fps: int, crf: int) -> None:
