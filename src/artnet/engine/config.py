@@ -172,8 +172,9 @@ def _read_yaml_tree(path: Path, tree: dict, lines: dict[str, str], seen: tuple[P
     if not path.is_file():
         where = f" (included from {seen[-1]})" if seen else ""
         raise ConfigError(f"{path}: no such config file{where}")
+    text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"))
+        node = yaml.compose(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -182,7 +183,7 @@ def _read_yaml_tree(path: Path, tree: dict, lines: dict[str, str], seen: tuple[P
         return
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"{path}:{node.start_mark.line + 1}: a config file must be a mapping of keys")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = yaml.safe_load(text)
     bases = data.pop("_base_", [])
     for base in [bases] if isinstance(bases, str) else bases:
         _read_yaml_tree(path.parent / base, tree, lines, seen + (path,))

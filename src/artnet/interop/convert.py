@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.readers import UPSTREAM_FRAME_SIZE
 from ..engine.checkpoint import model_payload
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
@@ -37,8 +38,6 @@ from .reference import ReferenceNet, data_shapes, included
 
 POOLING_WEIGHT = 0.5
 PARAMETRISED = ("Convolution", "BN", "InnerProduct")
-# The clip geometry of the release's test protocol (spec section 5): frames resized to 170 x 128.
-UPSTREAM_FRAME_SIZE = (128, 170)
 
 
 class Converted(NamedTuple):
