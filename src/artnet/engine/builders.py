@@ -9,7 +9,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
 from .checkpoint import load_checkpoint, load_state
-from .config import Config
+from .config import Config, DataConfig
 
 
 def build_model(config: Config, num_classes: int) -> nn.Module:
@@ -26,8 +26,8 @@ def input_geometry(config: Config) -> dict:
     return {"clip_len": data.clip_len, "frame_stride": data.frame_stride, "frame_size": list(data.frame_size), "crop_size": data.crop_size}
 
 
-def data_as_trained(config: Config, payload: dict) -> tuple[Config, list[str]]:
-    """``config`` with the checkpoint's normalisation and clip geometry, and a note per value changed.
+def data_as_trained(data: DataConfig, payload: dict) -> tuple[DataConfig, list[str]]:
+    """``data`` with the checkpoint's normalisation and clip geometry, and a note per value changed.
 
     A model is tested on clips cut and normalised as it was trained: a config written for another
     clip size would otherwise give a plausible-looking but meaningless accuracy.
@@ -35,14 +35,14 @@ def data_as_trained(config: Config, payload: dict) -> tuple[Config, list[str]]:
     recorded = {**payload.get("input", {}), "normalization": payload.get("normalization")}
     changes, notes = {}, []
     for key, value in recorded.items():
-        if value is None or not hasattr(config.data, key):
+        if value is None or not hasattr(data, key):
             continue
-        current = getattr(config.data, key)
+        current = getattr(data, key)
         value = list(value) if isinstance(current, list) else value
         if value != current:
             changes[key] = value
             notes.append(f"data.{key} {current} -> {value}")
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, **changes)), notes
+    return dataclasses.replace(data, **changes), notes
 
 
 def load_init_weights(model: nn.Module, path: str) -> list[str]:

@@ -14,7 +14,6 @@ with several processes each video is evaluated by exactly one of them.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .acceleration import Acceleration
 from .distributed import DistributedEnv, gather_objects, shard_indices
 from .metrics import Metrics, compute_metrics
 
@@ -71,11 +71,12 @@ def _as_views(clip: torch.Tensor) -> torch.Tensor:
 
 
 def batched_view_logits(
-    model: nn.Module, items: Iterable, view_batch: int, device: torch.device, autocast=contextlib.nullcontext, prepare=lambda x: x
+    model: nn.Module, items: Iterable, view_batch: int, device: torch.device, accel: Acceleration = Acceleration()
 ) -> Iterator[tuple[int, int, torch.Tensor | None]]:
     """``(views | None, label, index)`` items -> ``(index, label, logits (V, K) | None)``.
 
-    Views of consecutive videos share forward passes of ``view_batch`` clips.
+    Views of consecutive videos share forward passes of ``view_batch`` clips, under ``accel``'s
+    autocast and in its input memory format.
     """
     queue: list[tuple[torch.Tensor, int, int]] = []
 
@@ -85,8 +86,8 @@ def batched_view_logits(
         views = torch.cat([v for v, _, _ in queue])
         outputs = []
         for chunk in views.split(view_batch):
-            with autocast():
-                outputs.append(model(prepare(chunk.to(device, non_blocking=True))).float().cpu())
+            with accel.autocast(device.type):
+                outputs.append(model(accel.prepare_input(chunk.to(device, non_blocking=True))).float().cpu())
         logits = torch.cat(outputs)
         for (views_i, label, index), part in zip(queue, logits.split([len(v) for v, _, _ in queue])):
             yield index, label, part
@@ -116,8 +117,7 @@ def evaluate(
     view_batch: int = 10,
     num_workers: int = 2,
     max_videos: int = 0,
-    autocast=contextlib.nullcontext,
-    prepare=lambda x: x,
+    accel: Acceleration = Acceleration(),
     progress=None,
 ) -> EvalResult:
     """Evaluate ``dataset`` (yielding ``(views, label, index)``, ``views=None`` when unreadable).
@@ -130,7 +130,7 @@ def evaluate(
     shard = torch.utils.data.Subset(dataset, shard_indices(size, env))
     loader = torch.utils.data.DataLoader(shard, batch_size=None, shuffle=False, num_workers=num_workers)
     records = []
-    for index, label, logits in batched_view_logits(model, loader, view_batch, env.device, autocast, prepare):
+    for index, label, logits in batched_view_logits(model, loader, view_batch, env.device, accel):
         records.append((index, label, None if logits is None else logits.numpy()))
         if progress is not None:
             progress(1)

@@ -16,7 +16,9 @@ import torch
 
 from ..errors import DataError
 from ..table import format_table
+from .builders import data_as_trained
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .config import DataConfig
 from .distributed import init_distributed
 from .evaluate import batched_view_logits, get_protocol
 
@@ -59,7 +61,7 @@ def predict(inputs: list[str], checkpoint: str, topk: int = 5, protocol: str = "
     payload = load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload, source=checkpoint).to(env.device).eval()
     classes = list(payload["classes"])
-    geometry = payload.get("input", {})
+    data, _ = data_as_trained(DataConfig(), payload)  # the defaults stand in for what an old checkpoint lacks
     spec = get_protocol(protocol)
     paths = expand_inputs(inputs)
     records = [VideoRecord(str(p), label=-1) for p in paths]
@@ -68,11 +70,11 @@ def predict(inputs: list[str], checkpoint: str, topk: int = 5, protocol: str = "
         mode="test",
         num_clips=spec.num_clips,
         crops=spec.crops,
-        clip_len=geometry.get("clip_len", 16),
-        frame_stride=geometry.get("frame_stride", 1),
-        frame_size=tuple(geometry.get("frame_size", (128, 170))),
-        crop_size=geometry.get("crop_size", 112),
-        normalization=payload.get("normalization", "caffe"),
+        clip_len=data.clip_len,
+        frame_stride=data.frame_stride,
+        frame_size=tuple(data.frame_size),
+        crop_size=data.crop_size,
+        normalization=data.normalization,
     )
     errors: dict[int, str] = {}
 

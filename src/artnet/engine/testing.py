@@ -34,7 +34,8 @@ def run_test(config: Config, checkpoint: str, protocol: str | None = None, split
         path = Path(checkpoint.format(split=split))
         payload = load_checkpoint(path)
         model = model_from_checkpoint(payload, source=str(path)).to(env.device)
-        split_config, changed = data_as_trained(split_config, payload)
+        data, changed = data_as_trained(split_config.data, payload)
+        split_config = dataclasses.replace(split_config, data=data)
         dataset = build_dataset(split_config, protocol_spec.mode, protocol_spec)
         check_classes(payload.get("classes", []), list(dataset.classes), path)
         monitor = RunMonitor(path.parent, len(dataset), 0, enabled=env.is_main, tensorboard=False, unit="video")
@@ -48,8 +49,7 @@ def run_test(config: Config, checkpoint: str, protocol: str | None = None, split
             env,
             view_batch=config.test.view_batch,
             num_workers=config.test.num_workers,
-            autocast=lambda: accel.autocast(env.device.type),
-            prepare=accel.prepare_input,
+            accel=accel,
             progress=monitor.progress,
         )
         monitor.close(plots=False)

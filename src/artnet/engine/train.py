@@ -175,16 +175,14 @@ def train(config: Config) -> dict:
                 view_batch=config.test.view_batch,
                 num_workers=config.data.num_workers,
                 max_videos=config.train.eval_max_videos,
-                autocast=lambda: accel.autocast(env.device.type),
-                prepare=accel.prepare_input,
+                accel=accel,
             ).metrics
             set_train_mode(model, config.train.bn)
             monitor.message(f"iteration {done}: validation ({protocol.name}) {metrics.summary()}")
             monitor.record("val", done, metrics.as_dict())
             if env.is_main and metrics.top1 > best_top1:
                 best_top1 = metrics.top1
-                payload = model_payload(model, classes, config.data.normalization, input=input_geometry(config), iteration=done, metrics=metrics.as_dict())
-                save_checkpoint(run_dir / "best.pt", {**payload, "config": config_to_dict(config)})
+                save_checkpoint(run_dir / "best.pt", run_payload(model, classes, config, iteration=done, metrics=metrics.as_dict()))
 
         if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
             state = {"best_top1": best_top1, "elapsed_seconds": time.perf_counter() - started}
@@ -194,9 +192,8 @@ def train(config: Config) -> dict:
     monitor.message(f"finished {config.solver.max_iter} iterations; {bad} bad training sample(s) skipped" + ("" if not bad else " (see log)"))
     monitor.close(plots=config.train.plots)
     if env.is_main:
-        payload = model_payload(model, classes, config.data.normalization, input=input_geometry(config), iteration=config.solver.max_iter)
-        payload["elapsed_seconds"] = time.perf_counter() - started
-        save_checkpoint(run_dir / "final.pt", {**payload, "config": config_to_dict(config)})
+        payload = run_payload(model, classes, config, iteration=config.solver.max_iter, elapsed_seconds=time.perf_counter() - started)
+        save_checkpoint(run_dir / "final.pt", payload)
     barrier(env)
     return {"run_dir": str(run_dir), "metrics": None if metrics is None else metrics.as_dict(), "bad_samples": bad}
 
@@ -258,12 +255,20 @@ def _has_checkpoint(run_dir: Path, resume: str) -> bool:
     return find_resume_checkpoint(run_dir, resume) is not None
 
 
+def run_payload(model, classes: list[str], config: Config, **extra) -> dict:
+    """A checkpoint of this run's model: weights, classes, how its clips are cut, the config."""
+    payload = model_payload(model, classes, config.data.normalization, input=input_geometry(config), **extra)
+    return {**payload, "config": config_to_dict(config)}
+
+
 def save_training_state(run_dir, iteration, model, optimizer, scaler, position, state, config, classes, env) -> None:
     """Everything a resumed run needs, RNG states of every process included."""
     rng = gather_objects(_rng_state(env), env)
     if env.is_main:
-        payload = model_payload(model, classes, config.data.normalization, input=input_geometry(config))
-        payload.update(
+        payload = run_payload(
+            model,
+            classes,
+            config,
             iteration=iteration,
             optimizer=optimizer.state_dict(),
             scaler=scaler.state_dict(),
@@ -271,7 +276,6 @@ def save_training_state(run_dir, iteration, model, optimizer, scaler, position, 
             **state,
             rng=rng,
             world_size=env.world_size,
-            config=config_to_dict(config),
         )
         save_checkpoint(run_dir / "checkpoints" / f"iter_{iteration:07d}.pt", payload)
         for old in checkpoints_of(run_dir)[: -config.train.keep_last or None]:
