@@ -75,6 +75,12 @@ def clip_inputs(net: Net) -> set[str]:
     return blobs
 
 
+def clip_readers(net: Net) -> list[Layer]:
+    """The convolutions that read the clip (conv1, and conv1_t in ARTNet), in network order."""
+    clip = clip_inputs(net)
+    return [layer for layer in _test_layers(net) if layer.type == "Convolution" and set(layer.bottoms) & clip]
+
+
 def input_geometry(net: Net) -> dict:
     """Clip length, crop and frame size (and TSN segments) of the net's TEST-phase data layer."""
     for layer in _test_layers(net):
@@ -227,11 +233,9 @@ def convert_caffemodel(
             module.num_batches_tracked.zero_()
 
     if rgb:
-        clip = clip_inputs(net)
-        readers = [layer.name for layer in _test_layers(net) if layer.type == "Convolution" and set(layer.bottoms) & clip]
         mapping = caffe_layers(model, fc.name)
         with torch.no_grad():
-            for layer_name in readers:
+            for layer_name in (layer.name for layer in clip_readers(net)):
                 conv = mapping[layer_name]
                 if conv.in_channels != 3:
                     raise ConfigError(
@@ -270,8 +274,7 @@ def verify_conversion(
         shape = (1, *shape[1:])
         inputs[name] = torch.zeros(shape) if name == "label" else torch.randn(shape, generator=generator) * 60.0
     fc = classifier_layer(net)
-    clip = clip_inputs(net)
-    stem = next((layer for layer in _test_layers(net) if layer.type == "Convolution" and set(layer.bottoms) & clip), None)
+    stem = next(iter(clip_readers(net)), None)
     if stem is None:
         raise ConfigError(f"{net.source}: no convolution reads the clip input")
     with torch.inference_mode():
