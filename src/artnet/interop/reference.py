@@ -368,7 +368,8 @@ def data_shapes(net: Net, phase: str = "TEST") -> dict[str, tuple[int, ...] | No
             found = [tuple(int(d) for d in s.getall("dim")) for s in param.getall("shape")]
             found = found * len(layer.tops) if len(found) == 1 else found
         elif layer.type == "VideoData":
-            found = [_video_data_shape(layer)] + [(_video_data_shape(layer)[0],)] * (len(layer.tops) - 1)
+            clips = _video_data_shape(layer)
+            found = [clips] + [(clips[0],)] * (len(layer.tops) - 1)  # the label blob(s): one per clip
         else:
             found = []
         for index, top in enumerate(layer.tops):
