@@ -33,6 +33,7 @@ from artnet.data.prepare import EncodeOptions, prepare_videos  # noqa: E402
 from artnet.data.readers import decord_available  # noqa: E402
 from artnet.data.transforms import apply_crop, normalize, random_crop  # noqa: E402
 from artnet.table import format_table  # noqa: E402
+from machine import cpu_name  # noqa: E402  (benchmarks/machine.py)
 
 TARGET_PREPARED = 150  # clips/s per worker, issue target
 TARGET_SPEEDUP = 3.0
@@ -203,7 +204,7 @@ def main() -> None:
         " one worker gets from a core of its own (the machine is shared). vs naive: the naive baseline on the same"
         " files (JPEG frames: against the naive reader of the raw AVIs they came from), wall clock."
     )
-    cpu = _cpu_name()
+    cpu = cpu_name()
     print(f"machine: {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; Python {platform.python_version()}, torch {torch.__version__}, 1 thread")
 
     best_prepared = max(1 / median_cpu[i] for i, c in enumerate(configs) if c[0].startswith("prepared"))
@@ -213,16 +214,6 @@ def main() -> None:
         f" ({'met' if best_prepared >= TARGET_PREPARED else f'missed by {TARGET_PREPARED - best_prepared:.0f}'})"
     )
     print(f"target >= {TARGET_SPEEDUP:.0f}x the naive baseline (prepared inputs): {min(speedups):.1f}x - {max(speedups):.1f}x")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

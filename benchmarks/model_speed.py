@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 import sys
 import time
@@ -50,6 +49,7 @@ import artnet  # noqa: E402
 from artnet.engine.acceleration import Acceleration  # noqa: E402
 from artnet.models.complexity import count_parameters, parse_clip_size, profile  # noqa: E402
 from artnet.table import format_table  # noqa: E402
+from machine import cpu_name  # noqa: E402  (benchmarks/machine.py)
 
 TORCHVISION_MODELS = ("r3d_18", "r2plus1d_18")
 PEER = "r3d_18"
@@ -74,14 +74,7 @@ def log(message: str) -> None:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     tunables = os.environ.get("GLIBC_TUNABLES")  # malloc settings change the cost of large activations
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads, "
