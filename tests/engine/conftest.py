@@ -30,16 +30,19 @@ def tiny_overrides(dataset, run_dir: Path, *extra: str) -> list[str]:
     return [f"data.root={dataset.root}", f"data.annotations={dataset.root}", f"output_dir={run_dir}", *extra]
 
 
+def _child_env() -> dict[str, str]:
+    """This checkout's code, one thread per process (several run side by side on 2 cores)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+
+
 def cli(*args: str, timeout: float = 300, check: bool = True, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
     """``python -m artnet ARGS`` (or under ``launcher``, e.g. torchrun), with this checkout's code."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     command = [*(launcher or [sys.executable]), "-m", "artnet", *map(str, args)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, env=_child_env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
 
 
 def popen_cli(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "artnet", *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "artnet", *map(str, args)], env=_child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

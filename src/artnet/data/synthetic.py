@@ -405,16 +405,17 @@ def _pattern(name: str, u: np.ndarray, v: np.ndarray, period: float) -> np.ndarr
         return 0.0
     if name == "Dotted":  # dots half a period wide at the cell centres
         return _coverage(np.hypot(np.mod(u, period) - period / 2, np.mod(v, period) - period / 2) - period / 4)
-    # Signed distance to the nearest band edge, positive in the first half of each period.
-    gu = period / 4 - np.abs(np.mod(u, period) - period / 4)
     if name == "Striped":
-        return _coverage(-gu)
+        return _coverage(-_band_edge(u, period))
     if name == "Checkered":  # squares 1.5x the stripes' width: plainly two-dimensional
-        period *= 1.5
-        gu = period / 4 - np.abs(np.mod(u, period) - period / 4)
-        gv = period / 4 - np.abs(np.mod(v, period) - period / 4)
+        gu, gv = _band_edge(u, 1.5 * period), _band_edge(v, 1.5 * period)
         return _coverage(-np.sign(gu * gv) * np.minimum(np.abs(gu), np.abs(gv)))
     raise AssertionError(name)
+
+
+def _band_edge(w: np.ndarray, period: float) -> np.ndarray:
+    """Signed distance to the nearest band edge, positive in the first half of each period."""
+    return period / 4 - np.abs(np.mod(w, period) - period / 4)
 
 
 def _pattern_scene(name: str) -> Callable[[np.random.Generator, _Canvas], np.ndarray]:
