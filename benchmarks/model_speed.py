@@ -45,11 +45,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
-import artnet  # noqa: E402
-from artnet.engine.acceleration import Acceleration  # noqa: E402
-from artnet.models.complexity import count_parameters, parse_clip_size, profile  # noqa: E402
-from artnet.table import format_table  # noqa: E402
 from machine import cpu_name  # noqa: E402  (benchmarks/machine.py)
+
+import artnet  # noqa: E402
+from artnet.cli.parsing import parse_dims  # noqa: E402
+from artnet.engine.acceleration import Acceleration  # noqa: E402
+from artnet.models.complexity import count_parameters, profile  # noqa: E402
+from artnet.table import format_table  # noqa: E402
 
 TORCHVISION_MODELS = ("r3d_18", "r2plus1d_18")
 PEER = "r3d_18"
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.batch, args.clip, args.repeats, args.no_compile = 2, "8x56x56", 1, True
     try:
-        clip = parse_clip_size(args.clip)
+        clip = parse_dims(args.clip, "--clip", ("T", "H", "W"), "16x112x112")
     except ValueError as error:
         parser.error(str(error))
     if args.batch < 1 or args.repeats < 1:

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from artnet import create_model
-from artnet.engine.checkpoint import load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
+from artnet.data import ClipSpec
+from artnet.engine.checkpoint import clip_spec, load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
 from artnet.errors import CheckpointError
 
 SMALL = {"width_mult": 0.125, "depths": (1, 1, 1, 1), "num_classes": 3}
@@ -10,17 +11,18 @@ SMALL = {"width_mult": 0.125, "depths": (1, 1, 1, 1), "num_classes": 3}
 
 def test_round_trip_rebuilds_the_same_model(tmp_path):
     model = create_model("artnet_r18_d", **SMALL).eval()
-    path = save_checkpoint(tmp_path / "ckpt.pt", model_payload(model, ["a", "b", "c"], "caffe"))
+    clip = ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32)
+    path = save_checkpoint(tmp_path / "ckpt.pt", model_payload(model, ["a", "b", "c"], clip))
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed, not left behind
     checkpoint = load_checkpoint(path)
-    assert checkpoint["classes"] == ["a", "b", "c"] and checkpoint["normalization"] == "caffe"
+    assert checkpoint["classes"] == ["a", "b", "c"] and clip_spec(checkpoint) == clip
     rebuilt = model_from_checkpoint(checkpoint).eval()
     clip = torch.randn(1, 3, 8, 32, 32)
     torch.testing.assert_close(rebuilt(clip), model(clip))
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
-    payload = model_payload(create_model("c3d_r18", **SMALL), ["a", "b", "c"], "caffe")
+    payload = model_payload(create_model("c3d_r18", **SMALL), ["a", "b", "c"], ClipSpec())
     other = create_model("artnet_r18_d", **SMALL)
     from artnet.engine.checkpoint import load_state
 

@@ -11,6 +11,7 @@ them, so on the temporal pairs it can only guess which of the two it is (50%).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 from .data import synthetic
 from .engine.checkpoint import load_checkpoint
 from .engine.config import load_config
+from .engine.evaluate import EvalResult
 from .engine.testing import run_test
 from .engine.train import train
 from .plots import pyplot
@@ -69,18 +71,20 @@ def run_demo(
     results = []
     for name in COMPARED if compare else COMPARED[:1]:
         run_dir = out_dir / name
-        config = load_config(
-            recipe or default_recipe(),
-            [f"data.root={dataset.root}", f"data.annotations={dataset.root}", f"output_dir={run_dir}", f"model.name={name}", *overrides],
+        config = load_config(recipe or default_recipe(), overrides)
+        config = dataclasses.replace(
+            config,
+            output_dir=str(run_dir),
+            model=dataclasses.replace(config.model, name=name),
+            data=dataclasses.replace(config.data, root=str(dataset.root), annotations=str(dataset.root)),
         )
         if retrain or not (run_dir / "final.pt").exists():
             print(f"\n== training {name} on the CPU ({config.solver.max_iter} iterations of {config.solver.batch_size} clips)", flush=True)
             train(config)
         train_seconds = load_checkpoint(run_dir / "final.pt").get("elapsed_seconds", float("nan"))
         print(f"== testing {name}: {PROTOCOL} protocol (25 clips per video)", flush=True)
-        metrics = run_test(config, str(run_dir / "final.pt"), protocol=PROTOCOL, out_dir=str(run_dir / f"test_{PROTOCOL}"))[0]
-        scores = np.load(run_dir / f"test_{PROTOCOL}" / "scores.npz")
-        results.append(_by_kind(name, metrics, scores["scores"], scores["labels"], dataset, train_seconds))
+        (tested,) = run_test(config, str(run_dir / "final.pt"), protocol=PROTOCOL, out_dir=str(run_dir / f"test_{PROTOCOL}"))
+        results.append(_by_kind(name, tested, dataset, train_seconds))
     print()
     print(results_table(results))
     print(f"\nchance: {100 / dataset.num_classes:.1f}% overall; 50% within a temporal pair. Total time {time.perf_counter() - started:.0f} s.")
@@ -91,8 +95,9 @@ def run_demo(
     return results
 
 
-def _by_kind(name, metrics, scores: np.ndarray, labels: np.ndarray, dataset, train_seconds: float) -> DemoResult:
-    predictions = scores.argmax(axis=1)
+def _by_kind(name: str, tested: EvalResult, dataset, train_seconds: float) -> DemoResult:
+    metrics, labels = tested.metrics, tested.labels
+    predictions = tested.video_scores.argmax(axis=1)
     appearance = np.isin(labels, dataset.labels("appearance"))
     temporal = np.isin(labels, dataset.labels("temporal"))
     partners = np.array([dataset.partner(int(label)) if is_temporal else -1 for label, is_temporal in zip(labels, temporal)])

@@ -9,6 +9,19 @@ class ConfigError(ArtnetError):
     """An unknown, misspelt or ill-typed configuration key or model option."""
 
 
+class InvalidValue(ConfigError):
+    """A value a settings dataclass refuses, named by its field.
+
+    Dataclasses check their own values (``__post_init__``); the config loader catches this error and
+    says where the value was written (``file:line`` and the dotted key).
+    """
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"'{field}' {problem}")
+        self.field = field
+        self.problem = problem
+
+
 class DataError(ArtnetError):
     """An annotation file, video or frame folder that cannot be used."""
 

@@ -32,8 +32,8 @@ def test_ucf101_split_counts_and_class_indices():
     assert by_path["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"] == 0
     assert all(r.path.split("/")[0] == train.classes[r.label] for r in train.records + test.records)
     for split in (1, 2, 3):
-        a = load_annotations("ucf101", root=None, splits_dir=UCF, split=split)
-        b = load_annotations("ucf101", root=None, splits_dir=UCF, split=split, subset="test")
+        a = load_annotations("ucf101", root=None, annotations=UCF, split=split)
+        b = load_annotations("ucf101", root=None, annotations=UCF, split=split, subset="test")
         assert len(a) + len(b) == 13320
         assert not {r.path for r in a.records} & {r.path for r in b.records}
 

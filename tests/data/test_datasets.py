@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from artnet.data import VideoDataset, VideoRecord, collate_test, normalize, seed_worker
+from artnet.data import ClipSpec, Unreadable, VideoDataset, VideoRecord, collate_test, normalize, seed_worker
 from artnet.errors import DataError
 
 
@@ -24,19 +24,19 @@ def test_train_val_test_shapes(records):
     train = VideoDataset(records, mode="train")
     clip, label, index = train[1]
     assert clip.shape == (3, 16, 112, 112) and clip.dtype == torch.float32 and (label, index) == (1, 1)
-    tsn = VideoDataset(records, mode="train", num_segments=2)
+    tsn = VideoDataset(records, mode="train", clip=ClipSpec(num_segments=2))
     assert tsn[0][0].shape == (2, 3, 16, 112, 112)
-    val = VideoDataset(records, mode="val", num_segments=2)
+    val = VideoDataset(records, mode="val", clip=ClipSpec(num_segments=2))
     assert val[3][0].shape == (2, 3, 16, 112, 112)
     test = VideoDataset(records, mode="test", num_clips=3, crops="10crop")
     assert test[4][0].shape == (30, 3, 16, 112, 112)
     assert VideoDataset(records, mode="test", num_clips=2, crops="3crop")[2][0].shape == (6, 3, 16, 112, 112)
-    raw = VideoDataset(records, mode="train", normalization=None)[2][0]
+    raw = VideoDataset(records, mode="train", normalize=False)[2][0]
     assert raw.shape == (16, 112, 112, 3) and raw.dtype == torch.uint8
 
 
 def test_test_views_are_clip_major_and_match_the_crops(records):
-    test = VideoDataset(records[2:3], mode="test", num_clips=3, crops="10crop", normalization=None)
+    test = VideoDataset(records[2:3], mode="test", num_clips=3, crops="10crop", normalize=False)
     views = test[0][0]
     # the fixture's frame i is a flat grey of level 20 + 6 i: clip k starts at floor(k * 10) (N = 36)
     means = views.float().mean(dim=(2, 3, 4))[:, 0]  # first frame of each view
@@ -60,7 +60,7 @@ def test_one_crop_and_flip_for_every_segment(tmp_path):
     texture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 170, 3), dtype=np.uint8))
     for i in range(40):  # every frame the same picture: segments differ only if their crops do
         texture.save(tmp_path / f"img_{i + 1:05d}.jpg")
-    dataset = VideoDataset([VideoRecord(str(tmp_path), 0)], mode="train", num_segments=2, normalization=None)
+    dataset = VideoDataset([VideoRecord(str(tmp_path), 0)], mode="train", clip=ClipSpec(num_segments=2), normalize=False)
     outputs = []
     for epoch in range(8):
         dataset.set_epoch(epoch)
@@ -99,7 +99,7 @@ def test_too_many_bad_videos_stop_with_a_summary(records, videos):
 def test_test_mode_reports_failed_videos(records, videos):
     dataset = VideoDataset(records[2:3] + [VideoRecord(str(videos["zero"]), 7)], mode="test", num_clips=2, crops="center")
     batch = [dataset[0], dataset[1]]
-    assert batch[1][0] is None
+    assert isinstance(batch[1][0], Unreadable) and "zero" in batch[1][0].reason
     clips, labels, indices, failed = collate_test(batch)
     assert clips.shape == (1, 2, 3, 16, 112, 112) and labels.tolist() == [2] and indices.tolist() == [0]
     assert failed == [1] and dataset.bad_samples() == 1
@@ -111,20 +111,21 @@ def test_test_mode_reports_failed_videos(records, videos):
 @pytest.mark.parametrize("mode", ["val", "test"])
 def test_evaluation_modes_give_no_clip_for_an_unreadable_video(records, videos, mode):
     dataset = VideoDataset(records[2:3] + [VideoRecord(str(videos["corrupt"]), 7)], mode=mode, num_clips=2, crops="center")
-    assert dataset[0][0] is not None
+    assert isinstance(dataset[0][0], torch.Tensor)
     clip, label, index = dataset[1]
-    assert clip is None and (label, index) == (7, 1)  # not replaced by another video's clip
+    assert isinstance(clip, Unreadable) and (label, index) == (7, 1)  # not replaced by another video's clip
+    assert clip.reason.startswith(str(videos["corrupt"]))  # why, naming the file
 
 
 def test_list_frame_count_is_checked(videos):
     with pytest.raises(DataError, match="the list says 60 frames, but only 36 decode"):
         VideoDataset([VideoRecord(str(videos["h264"]), 0, 60)]).load(0)
-    clip = VideoDataset([VideoRecord(str(videos["h264"]), 0, 37)], mode="val", normalization=None).load(0)
+    clip = VideoDataset([VideoRecord(str(videos["h264"]), 0, 37)], mode="val", normalize=False).load(0)
     assert clip.shape == (16, 112, 112, 3)  # one frame short of the list: tolerated, sampled from 36
 
 
 def test_normalized_equals_normalize_of_uint8(records):
-    raw = VideoDataset(records, mode="val", normalization=None)[0][0]
+    raw = VideoDataset(records, mode="val", normalize=False)[0][0]
     caffe = VideoDataset(records, mode="val")[0][0]
     assert torch.equal(normalize(raw, "caffe"), caffe)
     assert np.allclose(caffe[:, 0].mean(dim=(1, 2)).numpy() + [104, 117, 123], raw[0].float().mean(dim=(0, 1)).numpy()[::-1])

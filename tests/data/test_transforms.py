@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from artnet.data import transforms
 from artnet.data.transforms import (
     Crop,
     apply_crop,
@@ -12,7 +13,6 @@ from artnet.data.transforms import (
     normalize,
     random_crop,
 )
-from artnet.data import transforms
 from artnet.errors import DataError
 
 

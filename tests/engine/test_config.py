@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from artnet.engine.config import Config, config_from_dict, config_to_dict, load_config, save_config
@@ -48,7 +50,7 @@ def test_values_are_type_checked(override, message):
 
 
 def test_resolved_config_round_trips(tmp_path):
-    config = load_config(None, ["name=x", "data.frame_size=[64, 85]"])
+    config = load_config(None, ["name=x", "data.clip.frame_size=[64, 85]", "data.clip.crop_size=56"])
     path = save_config(config, tmp_path / "config.yaml")
     again = load_config(path)
     assert again == config
@@ -63,3 +65,35 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_the_model_options_and_their_defaults_are_create_models():
+    """ModelConfig mirrors create_model's keywords (read from VideoResNet's signature): same names and defaults."""
+    from artnet.engine.config import ModelConfig
+    from artnet.models import MODEL_OPTIONS
+
+    fields = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name != "name"}
+    assert fields.keys() == MODEL_OPTIONS.keys()
+    for key, default in fields.items():
+        expected = None if key == "num_classes" else MODEL_OPTIONS[key]  # None: the dataset's class count
+        assert default == expected, key
+
+
+def test_the_clip_spec_is_a_section_of_data_and_its_fields_are_nowhere_else():
+    from artnet.data import ClipSpec
+    from artnet.engine.config import DataConfig
+
+    clip_fields = {f.name for f in dataclasses.fields(ClipSpec)}
+    assert not clip_fields & {f.name for f in dataclasses.fields(DataConfig)}
+    config = load_config(None, ["data.clip.clip_len=8", "data.clip.frame_size=[64, 85]", "data.clip.crop_size=56"])
+    assert config.data.clip == ClipSpec(clip_len=8, frame_size=(64, 85), crop_size=56)
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.clip_len' \(did you mean 'data.clip.clip_len'\?\)"):
+        load_config(None, ["data.clip_len=8"])
+
+
+def test_a_refused_value_names_the_key_and_its_line(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("data:\n  clip:\n    clip_len: 8\n    crop_size: 300\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(recipe)
+    assert str(error.value) == f"{recipe}:4: 'data.clip.crop_size' 300 does not fit frames of 128 x 170 (frame_size)"

@@ -24,6 +24,6 @@ def test_recipes_match_the_released_solvers():
     assert load_config(root / "kinetics" / "c3d_r18.yaml").solver.batch_size == 256
     ucf = load_config(root / "ucf101" / "artnet_tsn_r18.yaml")
     assert (ucf.solver.base_lr, ucf.solver.lr_stepsize, ucf.solver.max_iter, ucf.solver.clip_grad_norm) == (0.001, 1500, 3500, 40)
-    assert (ucf.data.num_segments, ucf.solver.batch_size, ucf.model.dropout, ucf.train.bn) == (2, 120, 0.5, "train")
+    assert (ucf.data.clip.num_segments, ucf.solver.batch_size, ucf.model.dropout, ucf.train.bn) == (2, 120, 0.5, "train")
     hmdb = load_config(root / "hmdb51" / "c3d_r18.yaml")
     assert (hmdb.solver.lr_stepsize, hmdb.solver.max_iter) == (750, 1750)

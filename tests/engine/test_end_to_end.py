@@ -88,8 +88,9 @@ def test_clips_are_cut_as_the_checkpoint_was_trained(synthetic, reference_run, t
 
     as_trained = scores("as_trained")
     assert "not as the config says" not in "".join(capsys.readouterr())
-    other = scores("other", "data.clip_len=4", "data.crop_size=24", "data.normalization=kinetics")
-    assert "data.clip_len 4 -> 8, data.crop_size 24 -> 32, data.normalization kinetics -> caffe" in "".join(capsys.readouterr())
+    other = scores("other", "data.clip.clip_len=4", "data.clip.crop_size=24", "data.clip.normalization=kinetics")
+    notes = "data.clip.clip_len 4 -> 8, data.clip.crop_size 24 -> 32, data.clip.normalization kinetics -> caffe"
+    assert notes in "".join(capsys.readouterr())
     np.testing.assert_array_equal(other, as_trained)
 
 

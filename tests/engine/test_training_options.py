@@ -25,7 +25,7 @@ def test_tsn_finetuning_recreates_the_head_and_keeps_the_rest(synthetic, referen
     run_dir = tmp_path / "finetune"
     config = load_config(
         TINY_CONFIG,
-        tiny_overrides(synthetic, run_dir, f"train.init={reference_run / 'final.pt'}", "data.num_segments=2", "train.bn=partial")
+        tiny_overrides(synthetic, run_dir, f"train.init={reference_run / 'final.pt'}", "data.clip.num_segments=2", "train.bn=partial")
         + _subset_list(synthetic, tmp_path, ["Striped", "Rising", "Falling"])
         + ["solver.max_iter=2", "solver.batch_size=4", "train.deterministic=false", "model.dropout=0.5", "solver.clip_grad_norm=40"],
     )

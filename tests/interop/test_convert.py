@@ -44,12 +44,13 @@ def test_cli_writes_a_checkpoint_that_rebuilds_the_model(released_caffemodel, tm
     assert "verify: max |artnet - Caffe reference| = " in printed
 
     checkpoint = load_checkpoint(out)
-    assert checkpoint["classes"] == classes and checkpoint["normalization"] == "caffe"
-    assert checkpoint["input"] == {
+    assert checkpoint["classes"] == classes
+    assert checkpoint["clip"] == {
         "clip_len": 16,
         "frame_stride": 1,
         "frame_size": [128, 170],
         "crop_size": 112,
+        "normalization": "caffe",
         "num_segments": 1,
     }
     assert checkpoint["model"] == {"name": "c3d_r18", "options": {"num_classes": 400, "dropout": 0.2}}
@@ -76,7 +77,7 @@ def test_rgb_swaps_the_input_channels_of_both_stem_convolutions(released_caffemo
     weights = read_caffemodel(released_caffemodel(ARTNET_DEPLOY, "artnet_r18_d"))
     bgr = convert_caffemodel(REFERENCE / ARTNET_DEPLOY, weights, "artnet_r18_d")
     rgb = convert_caffemodel(REFERENCE / ARTNET_DEPLOY, weights, "artnet_r18_d", rgb=True)
-    assert (bgr.checkpoint["normalization"], rgb.checkpoint["normalization"]) == ("caffe", "caffe_rgb")
+    assert (bgr.checkpoint["clip"]["normalization"], rgb.checkpoint["clip"]["normalization"]) == ("caffe", "caffe_rgb")
     assert rgb.checkpoint["converted_from"]["channels"] == "RGB"
     swapped = {"stem.appearance.weight", "stem.relation.weight"}  # conv1 and conv1_t both read the clip
     theirs = bgr.model.state_dict()

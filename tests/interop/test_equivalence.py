@@ -65,7 +65,7 @@ def test_fine_tuning_net(prototxt, model_name, num_classes, released_caffemodel,
     assert reference.input_shapes == {"data": (1, 96, 112, 112), "label": (1,)}  # VideoData, TEST phase
     converted = convert_caffemodel(REFERENCE / prototxt, weights, model_name)
     assert converted.checkpoint["converted_from"]["classifier"] == "fc"
-    assert converted.checkpoint["input"]["num_segments"] == 2
+    assert converted.checkpoint["clip"]["num_segments"] == 2
 
     video = torch.stack([random_clip, real_clip])[None]  # 1 video x 2 segments x 3 x 16 x 112 x 112
     label = torch.tensor([3.0])

@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from artnet import create_model, list_models
+from artnet.cli.parsing import parse_dims
+from artnet.data import ClipSpec
 from artnet.errors import ConfigError
 from artnet.models import SMART, SquarePool
-from artnet.models.complexity import parse_clip_size, profile
+from artnet.models.complexity import profile
 
 SMALL = {"width_mult": 0.125, "depths": (1, 1, 1, 1), "num_classes": 5}
 
@@ -139,11 +141,16 @@ def test_empty_clip_and_bad_clip_size_are_clear_errors():
     with pytest.raises(ValueError, match="does not survive"):
         profile("c3d_r18", (0, 112, 112))
     with pytest.raises(ValueError, match="T x H x W"):
-        parse_clip_size("16x112")
+        parse_dims("16x112", "--input", ("T", "H", "W"), "16x112x112")
 
 
 def test_pretrained_cfg_travels_with_the_model():
     model = create_model("artnet_r18_d")
     assert model.variant == "artnet_r18_d"
-    assert model.pretrained_cfg["normalization"] == "caffe"
-    assert model.pretrained_cfg["caffemodels"][0].endswith("112_artnet_resnet_18_kinetics.caffemodel")
+    cfg = model.pretrained_cfg
+    assert cfg.clip == ClipSpec() and cfg.clip.normalization == "caffe" and cfg.clip.input_shape == (3, 16, 112, 112)
+    assert cfg.caffemodels[0].endswith("112_artnet_resnet_18_kinetics.caffemodel")
+    assert cfg.classifier == "fc" and model.get_submodule(cfg.classifier) is model.fc
+    assert cfg.first_conv == ("stem.appearance", "stem.relation")
+    assert create_model("c3d_r18").pretrained_cfg.first_conv == ("stem",)
+    assert create_model("relation_r18_s").pretrained_cfg.first_conv == ("stem.relation",)

@@ -77,3 +77,33 @@ def test_layers_match_released_prototxt(name, prototxt):
             assert module.kernel_size == kernel and module.stride == stride and module.padding == pad, where
             assert module.groups == group, where
             assert (module.bias is not None) == param.get("bias_term", True), where
+
+
+def test_a_builder_of_ones_own_plugs_into_the_skeleton():
+    """The skeleton asks a builder for its geometry, never for its name: a (2+1)D builder needs no change."""
+    from torch import nn
+
+    from artnet.models import Architecture, ConvBuilder, VideoResNet
+
+    class Conv2Plus1D(ConvBuilder):
+        def kernel(self, kernel):
+            return kernel
+
+        def __call__(self, in_channels, out_channels, kernel, stride, bias):
+            t, k, _ = kernel
+            return nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, (1, k, k), (1, *stride[1:]), (0, k // 2, k // 2), bias=bias),
+                nn.Conv3d(out_channels, out_channels, (t, 1, 1), (stride[0], 1, 1), (t // 2, 0, 0), bias=bias),
+            )
+
+    class Spatial(Conv2Plus1D):
+        def kernel(self, kernel):
+            return (1, *kernel[1:])
+
+    builder = Conv2Plus1D()
+    arch = Architecture(stem="3d", stages=((builder, builder),) * 4)
+    model = VideoResNet(arch, num_classes=5, width_mult=0.125)
+    assert model(torch.randn(1, 3, 8, 32, 32)).shape == (1, 5)
+    assert model.layer2[0].shortcut.kernel_size == (3, 3, 3)
+    spatial = VideoResNet(Architecture(stem="3d", stages=((Spatial(), "3d"),) * 4), num_classes=5, width_mult=0.125)
+    assert spatial.layer2[0].shortcut.kernel_size == (1, 3, 3)  # the shortcut follows its first convolution

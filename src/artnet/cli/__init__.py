@@ -41,6 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"artnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """A run that joined a torch.distributed process group leaves it when the command ends."""
+    if "torch" in sys.modules:  # commands that never imported torch never joined one
+        from ..engine.distributed import shutdown_distributed
+
+        shutdown_distributed()
 
 
 def one_line(message: str) -> str:

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     source = checkpoint["converted_from"]
     print(
         f"{args.caffemodel}: {len(weights.blobs())} layers -> {args.model}, {len(checkpoint['classes'])} classes"
-        f" (classifier {source['classifier']}), normalization {checkpoint['normalization']}"
+        f" (classifier {source['classifier']}), normalization {checkpoint['clip']['normalization']}"
     )
     if args.verify:
         difference, scale = verify_conversion(net, weights, converted.model, rgb=args.rgb)

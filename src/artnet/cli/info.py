@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .parsing import parse_dims
+
 PAPER_NOTE = (
     "MACs: multiply-accumulates of convolutions and fc for one clip (torch.utils.flop_counter, FLOPs / 2);"
     " BN, ReLU, square and pooling are not counted. Paper: Table 1 (params M, 'FLOPs' G; its counting"
@@ -24,9 +26,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     from ..errors import ConfigError
     from ..models import list_models
-    from ..models.complexity import parse_clip_size
 
-    clip_size = parse_clip_size(args.input)
+    clip_size = parse_dims(args.input, "--input", ("T", "H", "W"), "16x112x112")
     if args.all:
         print(all_variants_table(list_models(), clip_size, args.num_classes))
     elif args.name:

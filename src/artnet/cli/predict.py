@@ -13,12 +13,24 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--protocol", default="25x10", help="1clip | 25x10 | 10x3 | 25x1 (default 25x10)")
     parser.add_argument("--format", default="table", choices=("table", "json", "csv"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
+    parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
+    parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.predict import format_predictions, predict
 
-    predictions = predict(args.inputs, args.checkpoint, topk=args.topk, protocol=args.protocol, device=args.device)
+    predictions = predict(
+        args.inputs,
+        args.checkpoint,
+        topk=args.topk,
+        protocol=args.protocol,
+        device=args.device,
+        num_workers=args.workers,
+        backend=args.backend,
+        frame_pattern=args.frame_pattern,
+    )
     print(format_predictions(predictions, args.format))
     return 0 if all(p.error is None for p in predictions) else 1

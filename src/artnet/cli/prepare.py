@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..data.annotations import KINDS
+from .parsing import parse_dims, parse_shard
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -26,10 +29,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
     parser.add_argument("--shard", help="i/n: convert only every n-th video from the i-th (0-based); no lists")
     lists = parser.add_argument_group("lists")
-    lists.add_argument("--lists", choices=("ucf101", "hmdb51", "kinetics", "folders"), help="which annotation lists to write")
-    lists.add_argument("--splits-dir", help="UCF101 / HMDB51 split files (classInd.txt, trainlist01.txt / *_test_split1.txt)")
+    lists.add_argument("--lists", choices=KINDS, help="which annotation lists to write: the dataset's format")
+    lists.add_argument(
+        "--annotations",
+        "--splits-dir",
+        "--csv",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="what describes the dataset: the UCF101 / HMDB51 split folder, Kinetics CSV files, or list files",
+    )
     lists.add_argument("--split", type=int, nargs="+", default=[1, 2, 3], help="UCF101 / HMDB51 splits (default 1 2 3)")
-    lists.add_argument("--csv", nargs="+", default=[], help="Kinetics annotation CSV files")
     lists.add_argument("--class-order", choices=("upstream", "alphabetical"), default="upstream", help="HMDB51 class indices")
     lists.add_argument("--max-missing-ratio", type=float, default=0.0, help="allowed fraction of listed videos not found")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -37,11 +47,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.prepare import EncodeOptions, dataset_lists, prepare_videos, write_lists
-    from ..errors import ConfigError
+    from ..data.annotations import dataset_lists
+    from ..data.prepare import EncodeOptions, prepare_videos, write_lists
 
-    shard = _parse_shard(args.shard) if args.shard else None
-    size = args.short_side if args.short_side else _parse_size(args.size)
+    shard = parse_shard(args.shard) if args.shard else None
+    size = args.short_side if args.short_side else parse_dims(args.size, "--size", ("H", "W"), "128x170")
     failed = []
     known = {}
     root = args.src
@@ -56,20 +66,14 @@ def run(args: argparse.Namespace) -> int:
         if shard is not None:
             print("lists: not written by a shard; run once more without --shard when every shard is done")
         else:
-            options = {"max_missing_ratio": args.max_missing_ratio}
-            if args.lists in ("ucf101", "hmdb51"):
-                if not args.splits_dir:
-                    raise ConfigError(f"--lists {args.lists} needs --splits-dir")
-                options.update(splits_dir=args.splits_dir, splits=args.split)
-                if args.lists == "hmdb51":
-                    options["class_order"] = args.class_order
-            elif args.lists == "kinetics":
-                if not args.csv:
-                    raise ConfigError("--lists kinetics needs --csv FILE [FILE ...]")
-                options["csv_files"] = args.csv
-            else:
-                options = {}
-            annotations = dataset_lists(args.lists, root, **options)
+            annotations = dataset_lists(
+                args.lists,
+                root,
+                args.annotations,
+                splits=args.split,
+                class_order=args.class_order,
+                max_missing_ratio=args.max_missing_ratio,
+            )
             written = write_lists(annotations, os.path.join(args.dst, "lists"), root, jobs=args.jobs, progress=not args.quiet, known_frames=known)
             for path, (_, a) in zip(written, annotations):
                 print(f"list: {path} ({sum(1 for _ in open(path))} videos, {len(a.classes)} classes)")
@@ -78,25 +82,3 @@ def run(args: argparse.Namespace) -> int:
     if len(failed) > 10:
         print(f"failed: ... and {len(failed) - 10} more")
     return 1 if failed else 0
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    from ..errors import ConfigError
-
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size must be HxW, e.g. 128x170, not {text!r}") from None
-    return height, width
-
-
-def _parse_shard(text: str) -> tuple[int, int]:
-    from ..errors import ConfigError
-
-    try:
-        index, count = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard must be i/n, e.g. 0/4, not {text!r}") from None
-    if count < 1 or not 0 <= index < count:
-        raise ConfigError(f"--shard must be i/n with 0 <= i < n, not {text!r}")
-    return index, count

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from .parsing import parse_dims
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -32,7 +34,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     from ..data.synthetic import generate
 
-    height, width = _frame_size(args.size)
+    height, width = parse_dims(args.size, "--size", ("H", "W"), "96x128")
     start = time.perf_counter()
     dataset = generate(
         args.out,
@@ -67,13 +69,3 @@ def summary(dataset, seconds: float) -> str:
         + f"\n\nsplits: {dataset.class_ind.name}, {dataset.train_list.name}, {dataset.test_list.name}; "
         "temporal pairs: each class is its twin's clips played backwards, so single frames cannot tell them apart."
     )
-
-
-def _frame_size(text: str) -> tuple[int, int]:
-    from ..errors import ConfigError
-
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size: expected H x W such as 96x128, got {text!r}") from None
-    return height, width

@@ -1,5 +1,7 @@
 """From annotation files and videos on disk to batches of clips.
 
+:class:`~artnet.data.clip.ClipSpec` is what a model's weights expect as input: it travels with them.
+
 annotation -> :mod:`~artnet.data.annotations` (VideoRecord) -> :mod:`~artnet.data.sampling` (frame
 indices) -> :mod:`~artnet.data.readers` (uint8 frames, resized in the decoder) ->
 :mod:`~artnet.data.transforms` (crops, flips, normalisation) -> :mod:`~artnet.data.datasets` (samples).
@@ -17,12 +19,14 @@ from .annotations import (
     load_list,
     load_ucf101,
 )
-from .datasets import VideoDataset, collate_test, seed_worker
+from .clip import ClipSpec
+from .datasets import Unreadable, VideoDataset, collate_test, seed_worker
 from .readers import FRAME_PATTERNS, UPSTREAM_FRAME_SIZE, VideoReader, available_backends, open_video
 from .sampling import segment_clips, test_clips, train_clip
 from .transforms import NORMALIZATIONS, Crop, apply_crop, multiscale_crop_sizes, normalize, random_crop, test_crops
 
 __all__ = [
+    "ClipSpec",
     "Annotations",
     "VideoRecord",
     "hmdb51_classes",
@@ -33,6 +37,7 @@ __all__ = [
     "load_kinetics",
     "load_list",
     "load_ucf101",
+    "Unreadable",
     "VideoDataset",
     "collate_test",
     "seed_worker",

@@ -22,7 +22,6 @@ from ..errors import DataError
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp", ".ogv", ".wmv"})
-KINDS = ("ucf101", "hmdb51", "kinetics", "list", "folders")
 HMDB51_SPLIT_VALUES = {"0": None, "1": "train", "2": "test"}
 
 
@@ -74,17 +73,88 @@ def hmdb51_classes(order: str = "upstream") -> list[str]:
     return names
 
 
-def load_annotations(kind: str, *, root: str | os.PathLike | None, **options) -> Annotations:
-    """One entry point for every format: ``kind`` in ``ucf101 | hmdb51 | kinetics | list``.
+@dataclass(frozen=True)
+class AnnotationFormat:
+    """What a format reads and which lists a dataset of it has (for :func:`dataset_lists`)."""
+
+    name: str
+    annotations: str | None  # what ``annotations`` names for it; None: the videos' folders are the annotation
+    splits: bool = False  # numbered splits 1-3, each with a train and a test subset
+    several: bool = False  # ``annotations`` may name several files, one list each (Kinetics CSVs, list files)
+
+
+FORMATS: dict[str, AnnotationFormat] = {
+    f.name: f
+    for f in (
+        AnnotationFormat("ucf101", "the split folder (classInd.txt, trainlist0N.txt, testlist0N.txt)", splits=True),
+        AnnotationFormat("hmdb51", "the split folder (<class>_test_splitN.txt)", splits=True),
+        AnnotationFormat("kinetics", "a Kinetics CSV (label,youtube_id,time_start,time_end,split)", several=True),
+        AnnotationFormat("list", "a list file ('<path> <num_frames> <label>' lines)", several=True),
+        AnnotationFormat("folders", None),
+    )
+}
+KINDS = tuple(FORMATS)
+
+
+def annotation_format(kind: str) -> AnnotationFormat:
+    if kind not in FORMATS:
+        raise DataError(f"unknown annotation kind {kind!r}: use one of {', '.join(KINDS)}")
+    return FORMATS[kind]
+
+
+def load_annotations(
+    kind: str,
+    *,
+    root: str | os.PathLike | None,
+    annotations: str | os.PathLike | None = None,
+    split: int = 1,
+    subset: str | None = None,
+    classes: Sequence[str] | str | os.PathLike | None = None,
+    class_order: str = "upstream",
+    max_missing_ratio: float = 0.0,
+) -> Annotations:
+    """One entry point for every format, ``kind`` in :data:`KINDS`; each takes the options that apply to it.
 
     ``root`` is the folder holding the videos (or frame folders); ``None`` keeps paths as written and
-    checks nothing on disk. The options are those of :func:`load_ucf101`, :func:`load_hmdb51`,
-    :func:`load_kinetics`, :func:`load_list` and :func:`load_folders`.
+    checks nothing on disk. ``annotations`` is what describes the videos (see :data:`FORMATS`): the
+    split folder of UCF101 / HMDB51 (with ``split`` and ``subset``, train by default), a Kinetics CSV
+    (``subset``: the rows of one ``split`` value; all rows by default) or a list file; ``folders``
+    reads ``root/<class>/<video>``. ``classes`` names the classes of a Kinetics CSV, a list or a folder
+    tree; ``class_order`` orders HMDB51's.
     """
-    loaders = {"ucf101": load_ucf101, "hmdb51": load_hmdb51, "kinetics": load_kinetics, "list": load_list, "folders": load_folders}
-    if kind not in loaders:
-        raise DataError(f"unknown annotation kind {kind!r}: use one of {', '.join(KINDS)}")
-    return loaders[kind](root, **options)
+    spec = annotation_format(kind)
+    if spec.annotations is not None and not annotations:
+        raise DataError(f"the {kind} format needs its annotations: {spec.annotations}")
+    if kind == "ucf101":
+        return load_ucf101(root, splits_dir=annotations, split=split, subset=subset or "train", max_missing_ratio=max_missing_ratio)
+    if kind == "hmdb51":
+        return load_hmdb51(
+            root, splits_dir=annotations, split=split, subset=subset or "train", class_order=class_order, max_missing_ratio=max_missing_ratio
+        )
+    if kind == "kinetics":
+        return load_kinetics(root, csv_file=annotations, subset=subset, classes=classes, max_missing_ratio=max_missing_ratio)
+    if kind == "list":
+        return load_list(root, list_file=annotations, classes=classes, max_missing_ratio=max_missing_ratio)
+    return load_folders(root, classes=classes)
+
+
+def dataset_lists(kind: str, root: str | os.PathLike, annotations: Sequence[str | os.PathLike] = (), *, splits: Sequence[int] = (1, 2, 3), **options) -> list[tuple[str, Annotations]]:
+    """Every list of a dataset, named: UCF101 / HMDB51 train and test of each split, one per Kinetics CSV or
+    list file, or the folder tree. ``options`` are those of :func:`load_annotations`."""
+    spec = annotation_format(kind)
+    sources = list(annotations)
+    if spec.annotations is not None and not sources:
+        raise DataError(f"the {kind} format needs its annotations: {spec.annotations}")
+    if spec.splits:
+        return [
+            (f"{kind}_{subset}_split{split}", load_annotations(kind, root=root, annotations=sources[0], split=split, subset=subset, **options))
+            for split in splits
+            for subset in ("train", "test")
+        ]
+    if spec.several:
+        prefix = "kinetics_" if kind == "kinetics" else ""
+        return [(f"{prefix}{Path(source).stem}", load_annotations(kind, root=root, annotations=source, **options)) for source in sources]
+    return [(kind, load_annotations(kind, root=root, **options))]
 
 
 def load_ucf101(
@@ -274,7 +344,7 @@ def load_list(
     return _finish(entries, class_names, f"list {list_file}", root, max_missing_ratio)
 
 
-def load_folders(root: str | os.PathLike, *, classes: Sequence[str] | str | os.PathLike | None = None, **_) -> Annotations:
+def load_folders(root: str | os.PathLike, *, classes: Sequence[str] | str | os.PathLike | None = None) -> Annotations:
     """A folder per class: ``root/<class>/<video file or frame folder>``; classes sorted unless given."""
     root_path = Path(root) if root is not None else None
     if root_path is None or not root_path.is_dir():

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import DataError
+from ..parallel import map_parallel
+from ..progress import progress_bar
 from .annotations import Annotations, VideoRecord
-from .prepare import map_parallel, progress_bar
 from .readers import open_video
 
 #: UCF101-style video names carry their class: v_<Class>_g08_c01
@@ -41,7 +42,8 @@ def check_dataset(annotations: Annotations, *, clip_len: int = 16, decode: bool 
     report = CheckReport(total=len(annotations.records) + len(annotations.missing))
     report.problems += [Problem("missing", path, "not found under the dataset root") for path in annotations.missing]
     tasks = [(record, annotations.classes, clip_len, decode) for record in annotations.records]
-    for _, problems in progress_bar(map_parallel(check_record, tasks, jobs), len(tasks), "checking", progress):
+    checked = map_parallel(check_record, tasks, jobs)
+    for _, problems in progress_bar(checked, total=len(tasks), description="checking", unit="video", show=progress):
         report.problems += problems
     order = {kind: i for i, kind in enumerate(SEVERE + ("short",))}
     report.problems.sort(key=lambda p: (order[p.kind], p.path))

@@ -1,6 +1,7 @@
 """``VideoDataset``: video records -> (clip, label, index), wiring sampler, reader and transforms.
 
-Modes:
+How clips are cut and normalised is the dataset's :class:`~artnet.data.clip.ClipSpec`. Modes:
+
 - ``"train"``: one random clip per segment (``num_segments``; 1 for Kinetics, 2 for TSN fine-tuning),
   the multi-scale crop and flip drawn once per video. Clip ``(C, T, H, W)``, or ``(S, C, T, H, W)``.
 - ``"val"``: the centre clip of each segment, centre crop (upstream's in-training test).
@@ -8,8 +9,8 @@ Modes:
 
 A sample's random draws depend only on ``(seed, epoch, index)``. A video that cannot be read is
 logged once, counted (across DataLoader worker processes) and, in training, replaced by another
-video; above ``max_bad_ratio`` of the dataset the run stops with a summary. In val and test mode it
-gives ``clip=None`` (no prediction, reported by the evaluation and :func:`collate_test`).
+video; above ``max_bad_ratio`` of the dataset the run stops with a summary. In val and test mode its
+clip is an :class:`Unreadable` naming why (no prediction, reported by the evaluation and :func:`collate_test`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import random
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -25,7 +27,8 @@ import torch
 from ..errors import DataError
 from . import sampling, transforms
 from .annotations import Annotations, VideoRecord
-from .readers import TRUNCATION_TOLERANCE, UPSTREAM_FRAME_SIZE, Size, open_video
+from .clip import ClipSpec
+from .readers import TRUNCATION_TOLERANCE, open_video
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +37,24 @@ MODES = ("train", "val", "test")
 MAX_REPLACEMENTS = 100
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """In place of the clip of a video that could not be read (val / test mode): why not."""
+
+    reason: str
+
+
 class VideoDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         annotations: Annotations | Sequence[VideoRecord],
         classes: Sequence[str] | None = None,
         *,
+        clip: ClipSpec = ClipSpec(),
         mode: str = "train",
-        clip_len: int = 16,
-        frame_stride: int = 1,
-        num_segments: int = 1,
         num_clips: int = 25,
         crops: str = "10crop",
-        frame_size: Size = UPSTREAM_FRAME_SIZE,
-        crop_size: int = 112,
-        normalization: str | None = "caffe",
+        normalize: bool = True,
         backend: str = "auto",
         frame_pattern: str | None = None,
         scale_ratios: Sequence[float] = transforms.SCALE_RATIOS,
@@ -65,17 +71,14 @@ class VideoDataset(torch.utils.data.Dataset):
             raise DataError(f"unknown dataset mode {mode!r}: use one of {', '.join(MODES)}")
         if crops not in transforms.TEST_CROPS:
             raise DataError(f"unknown test crops {crops!r}: use one of {', '.join(transforms.TEST_CROPS)}")
-        if normalization is not None and normalization not in transforms.NORMALIZATIONS:
-            raise DataError(f"unknown normalization {normalization!r}: use one of {', '.join(transforms.NORMALIZATIONS)} or None")
         if not records:
             raise DataError("the dataset has no videos")
         self.records = list(records)
         self.classes = list(classes) if classes is not None else None
+        self.clip = clip
         self.mode = mode
-        self.clip_len, self.frame_stride = clip_len, frame_stride
-        self.num_segments, self.num_clips, self.crops = num_segments, num_clips, crops
-        self.frame_size, self.crop_size = frame_size, crop_size
-        self.normalization = normalization
+        self.num_clips, self.crops = num_clips, crops
+        self.normalize = normalize
         self.backend, self.frame_pattern = backend, frame_pattern
         self.scale_ratios, self.max_distort, self.flip = tuple(scale_ratios), max_distort, flip
         self.max_bad_ratio = max_bad_ratio
@@ -107,7 +110,7 @@ class VideoDataset(torch.utils.data.Dataset):
                 return self.load(index), self.records[index].label, index
             except DataError as error:
                 self._bad.mark(index, error, self.records[index].path, raise_above=None)
-                return None, self.records[index].label, index
+                return Unreadable(str(error)), self.records[index].label, index
         candidate = index
         for attempt in range(MAX_REPLACEMENTS + 1):
             if not self._bad.is_bad(candidate):
@@ -122,16 +125,16 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def load(self, index: int, *, attempt: int = 0, for_index: int | None = None) -> torch.Tensor:
         """The clip of ``records[index]`` (no bad-sample handling): read, sample, crop, normalise."""
-        record = self.records[index]
+        record, spec = self.records[index], self.clip
         rng = np.random.default_rng([self.seed, self.epoch, index if for_index is None else for_index, attempt])
-        with open_video(record.path, backend=self.backend, size=self.frame_size, frame_pattern=self.frame_pattern) as reader:
+        with open_video(record.path, backend=self.backend, size=spec.frame_size, frame_pattern=self.frame_pattern) as reader:
             num_frames = _usable_frames(record, reader.num_frames)
             if self.mode == "train":
-                indices = sampling.segment_clips(num_frames, self.num_segments, self.clip_len, self.frame_stride, rng=rng)
+                indices = sampling.segment_clips(num_frames, spec.num_segments, spec.clip_len, spec.frame_stride, rng=rng)
             elif self.mode == "val":
-                indices = sampling.segment_clips(num_frames, self.num_segments, self.clip_len, self.frame_stride)
+                indices = sampling.segment_clips(num_frames, spec.num_segments, spec.clip_len, spec.frame_stride)
             else:
-                indices = sampling.test_clips(num_frames, self.num_clips, self.clip_len, self.frame_stride)
+                indices = sampling.test_clips(num_frames, self.num_clips, spec.clip_len, spec.frame_stride)
             frames = torch.from_numpy(reader.read(indices.reshape(-1)))
         frames = frames.view(*indices.shape, *frames.shape[1:])  # (clips, T, H, W, 3)
         height, width = frames.shape[2:4]
@@ -140,20 +143,20 @@ class VideoDataset(torch.utils.data.Dataset):
                 height,
                 width,
                 rng,
-                crop_size=self.crop_size,
+                crop_size=spec.crop_size,
                 scale_ratios=self.scale_ratios,
                 max_distort=self.max_distort,
                 flip=self.flip,
             )
-            views = transforms.apply_crop(frames, crop, self.crop_size)
+            views = transforms.apply_crop(frames, crop, spec.crop_size)
         elif self.mode == "val":
-            views = transforms.apply_crop(frames, transforms.center_crop(height, width, self.crop_size), self.crop_size)
+            views = transforms.apply_crop(frames, transforms.center_crop(height, width, spec.crop_size), spec.crop_size)
         else:
-            crops = transforms.test_crops(height, width, self.crop_size, self.crops)
-            views = torch.stack([transforms.apply_crop(frames, crop, self.crop_size) for crop in crops], dim=1).flatten(0, 1)
-        if self.mode != "test" and self.num_segments == 1:
+            crops = transforms.test_crops(height, width, spec.crop_size, self.crops)
+            views = torch.stack([transforms.apply_crop(frames, crop, spec.crop_size) for crop in crops], dim=1).flatten(0, 1)
+        if self.mode != "test" and spec.num_segments == 1:
             views = views[0]
-        return views if self.normalization is None else transforms.normalize(views, self.normalization)
+        return transforms.normalize(views, spec.normalization) if self.normalize else views
 
 
 def collate_test(batch):
@@ -163,8 +166,8 @@ def collate_test(batch):
     video of the batch failed), labels and dataset indices of the kept videos, and the dataset indices
     of the failed ones (they get no prediction; the evaluation reports how many).
     """
-    kept = [item for item in batch if item[0] is not None]
-    failed = [int(item[2]) for item in batch if item[0] is None]
+    kept = [item for item in batch if not isinstance(item[0], Unreadable)]
+    failed = [int(item[2]) for item in batch if isinstance(item[0], Unreadable)]
     clips = torch.stack([item[0] for item in kept]) if kept else None
     labels = torch.tensor([int(item[1]) for item in kept], dtype=torch.long)
     indices = torch.tensor([int(item[2]) for item in kept], dtype=torch.long)

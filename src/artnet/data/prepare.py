@@ -18,14 +18,15 @@ import logging
 import os
 import shutil
 import uuid
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from ..errors import DataError
-from .annotations import VIDEO_EXTENSIONS, Annotations, load_annotations
+from ..parallel import map_parallel
+from ..progress import progress_bar
+from .annotations import VIDEO_EXTENSIONS, Annotations
 from .readers import UPSTREAM_FRAME_SIZE, Size, open_video
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def prepare_videos(
     items = select_shard(find_videos(src), shard)
     report = PrepareReport()
     tasks = [(str(Path(src) / rel), str(output_path(dst, rel, options.to)), options) for rel in items]
-    results = progress_bar(map_parallel(_convert_one, tasks, jobs), len(tasks), f"{options.to} <- {src}", progress)
+    results = progress_bar(map_parallel(_convert_one, tasks, jobs), total=len(tasks), description=f"{options.to} <- {src}", unit="video", show=progress)
     for source, outcome in results:
         kind, value, target = outcome
         if kind == "failed":
@@ -149,7 +150,8 @@ def write_lists(
     counts (counted where not already known), paths relative to ``relative_to``."""
     known = dict(known_frames or {})
     wanted = sorted({r.path for _, a in annotations for r in a.records} - set(known))
-    for path, outcome in progress_bar(map_parallel(_count_one, [(p,) for p in wanted], jobs), len(wanted), "counting frames", progress):
+    counted = map_parallel(_count_one, [(p,) for p in wanted], jobs)
+    for path, outcome in progress_bar(counted, total=len(wanted), description="counting frames", unit="video", show=progress):
         kind, value, _ = outcome
         if kind == "failed":
             log.warning("%s", value)
@@ -167,47 +169,7 @@ def write_lists(
     return written
 
 
-def dataset_lists(kind: str, root: str | os.PathLike, **options) -> list[tuple[str, Annotations]]:
-    """The standard lists of a dataset: UCF101 / HMDB51 train and test of each split, Kinetics per CSV."""
-    if kind in ("ucf101", "hmdb51"):
-        splits = options.pop("splits", (1, 2, 3))
-        return [
-            (f"{kind}_{subset}_split{split}", load_annotations(kind, root=root, split=split, subset=subset, **options))
-            for split in splits
-            for subset in ("train", "test")
-        ]
-    if kind == "kinetics":
-        csv_files = options.pop("csv_files")
-        return [(f"kinetics_{Path(f).stem}", load_annotations(kind, root=root, csv_file=f, **options)) for f in csv_files]
-    if kind in ("folders", "list"):
-        return [(kind if kind == "folders" else Path(options["list_file"]).stem, load_annotations(kind, root=root, **options))]
-    raise DataError(f"unknown dataset kind {kind!r}")
-
-
 # ---------------------------------------------------------------------------------------------------------
-
-
-def map_parallel(function, tasks: list[tuple], jobs: int):
-    """``(first task argument, function(*task))`` in completion order, across ``jobs`` processes."""
-    if jobs <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield task[0], function(*task)
-        return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(function, *task): task[0] for task in tasks}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:  # a caller that stops early (an error, Ctrl-C) does not wait for the queued tasks
-            pool.shutdown(cancel_futures=True)
-
-
-def progress_bar(results: Iterable, total: int, description: str, show: bool) -> Iterable:
-    if not show or not total:
-        return results
-    from tqdm import tqdm
-
-    return tqdm(results, total=total, desc=description, unit="video", dynamic_ncols=True)
 
 
 def _convert_one(source: str, target: str, options: EncodeOptions):

@@ -512,10 +512,10 @@ class FrameFolderReader(VideoReader):
 def _decode_images(files: list[str]) -> list[np.ndarray]:
     """uint8 RGB ``(H, W, 3)`` arrays; a missing or corrupt image raises DataError naming it."""
     if JPEG_DECODER == "auto" and _torchvision_jpeg() and all(f.lower().endswith((".jpg", ".jpeg")) for f in files):
+        import warnings
+
         import torch
         from torchvision.io import ImageReadMode, decode_jpeg
-
-        import warnings
 
         datas = []
         for name in files:

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .prepare import map_parallel, progress_bar
+from ..parallel import map_parallel
+from ..progress import progress_bar
 
 # Bumped whenever the rendered frames or the layout change, so that a cached folder is redone.
 GENERATOR_VERSION = 1
@@ -206,7 +207,7 @@ def generate(
     tasks = [(root, params, cls.name, index) for cls in CLASSES for index in range(params.clips_per_class)]
     written = map_parallel(_write_clip, tasks, workers or os.cpu_count() or 1)
     show_bar = bool(progress) and not callable(progress)
-    for done, _ in enumerate(progress_bar(written, len(tasks), "synthetic dataset", show_bar), start=1):
+    for done, _ in enumerate(progress_bar(written, total=len(tasks), description="synthetic dataset", unit="video", show=show_bar), start=1):
         if callable(progress):
             progress(done, len(tasks))
     _write_splits(root, params)

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
-from .checkpoint import load_checkpoint, load_state
+from .checkpoint import clip_spec, load_checkpoint, load_state
 from .config import Config, DataConfig
 
 
@@ -20,29 +20,14 @@ def build_model(config: Config, num_classes: int) -> nn.Module:
     return create_model(config.model.name, **options)
 
 
-def input_geometry(config: Config) -> dict:
-    """How clips were cut for this model: stored in checkpoints so ``predict`` cuts them alike."""
-    data = config.data
-    return {"clip_len": data.clip_len, "frame_stride": data.frame_stride, "frame_size": list(data.frame_size), "crop_size": data.crop_size}
-
-
-def data_as_trained(data: DataConfig, payload: dict) -> tuple[DataConfig, list[str]]:
-    """``data`` with the checkpoint's normalisation and clip geometry, and a note per value changed.
+def data_as_trained(data: DataConfig, checkpoint: dict) -> tuple[DataConfig, list[str]]:
+    """``data`` with the checkpoint's clip spec, and a note per value changed.
 
     A model is tested on clips cut and normalised as it was trained: a config written for another
     clip size would otherwise give a plausible-looking but meaningless accuracy.
     """
-    recorded = {**payload.get("input", {}), "normalization": payload.get("normalization")}
-    changes, notes = {}, []
-    for key, value in recorded.items():
-        if value is None or not hasattr(data, key):
-            continue
-        current = getattr(data, key)
-        value = list(value) if isinstance(current, list) else value
-        if value != current:
-            changes[key] = value
-            notes.append(f"data.{key} {current} -> {value}")
-    return dataclasses.replace(data, **changes), notes
+    trained = clip_spec(checkpoint)
+    return dataclasses.replace(data, clip=trained), [f"data.clip.{note}" for note in data.clip.differences(trained)]
 
 
 def load_init_weights(model: nn.Module, path: str) -> list[str]:
@@ -57,12 +42,13 @@ def load_init_weights(model: nn.Module, path: str) -> list[str]:
     source = checkpoint.get("model", {}).get("name", "?")
     if source != getattr(model, "variant", source):
         raise CheckpointError(f"{path}: weights of {source}, but the run trains {model.variant}")
-    head = [k for k in ("fc.weight", "fc.bias") if k in state and k in own and state[k].shape != own[k].shape]
-    if head:
-        old, new = state["fc.weight"].shape[0], own["fc.weight"].shape[0]
-        for key in ("fc.weight", "fc.bias"):
+    classifier = model.pretrained_cfg.classifier
+    head = [k for k in own if k.startswith(f"{classifier}.")]
+    if any(k in state and state[k].shape != own[k].shape for k in head):
+        old, new = state[f"{classifier}.weight"].shape[0], own[f"{classifier}.weight"].shape[0]
+        for key in head:
             state[key] = own[key]
-        notes.append(f"init: classifier fc re-created ({old} -> {new} classes), the rest from {path}")
+        notes.append(f"init: classifier {classifier} re-created ({old} -> {new} classes), the rest from {path}")
     else:
         notes.append(f"init: all weights from {path}")
     load_state(model, state, path)
@@ -86,38 +72,26 @@ def set_train_mode(model: nn.Module, bn: str) -> None:
             param.requires_grad_(False)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside DDP / torch.compile wrappers."""
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or model._orig_mod
-    return model
-
-
 def build_annotations(config: Config, mode: str):
     """The annotation records of the training (``mode="train"``) or test set."""
     from ..data import load_annotations
 
     data = config.data
     is_train = mode == "train"
-    annotation_file = data.annotations if is_train or not data.test_annotations else data.test_annotations
-    subset = (data.train_subset if is_train else data.test_subset) or None
-    options: dict = {"max_missing_ratio": data.max_missing_ratio}
-    if data.format in ("ucf101", "hmdb51"):
-        options.update(splits_dir=annotation_file, split=data.split, subset=subset)
-        if data.format == "hmdb51":
-            options["class_order"] = data.class_order
-    elif data.format == "kinetics":
-        options.update(csv_file=annotation_file, subset=subset)
-    elif data.format == "list":
-        options["list_file"] = annotation_file
-    elif data.format == "folders":  # root/<class>/<video>: annotations names the test set's root
-        if not is_train and data.test_annotations:
-            return load_annotations("folders", root=data.test_annotations, classes=data.classes or None)
-    else:
-        raise ConfigError(f"data.format must be ucf101, hmdb51, kinetics, list or folders, got {data.format!r}")
-    if data.classes and data.format in ("kinetics", "list", "folders"):
-        options["classes"] = data.classes
-    return load_annotations(data.format, root=data.root or None, **options)
+    source = data.annotations if is_train or not data.test_annotations else data.test_annotations
+    root = data.root or None
+    if data.format == "folders" and not is_train and data.test_annotations:
+        root = data.test_annotations  # root/<class>/<video>: annotations names the test set's root
+    return load_annotations(
+        data.format,
+        root=root,
+        annotations=source or None,
+        split=data.split,
+        subset=(data.train_subset if is_train else data.test_subset) or None,
+        classes=data.classes or None,
+        class_order=data.class_order,
+        max_missing_ratio=data.max_missing_ratio,
+    )
 
 
 def build_dataset(config: Config, mode: str, protocol=None):
@@ -125,19 +99,14 @@ def build_dataset(config: Config, mode: str, protocol=None):
     from ..data import VideoDataset
 
     data = config.data
-    options = dict(
+    views = {"num_clips": protocol.num_clips, "crops": protocol.crops} if protocol is not None and mode == "test" else {}
+    return VideoDataset(
+        build_annotations(config, mode),
+        clip=data.clip,
         mode=mode,
-        clip_len=data.clip_len,
-        frame_stride=data.frame_stride,
-        num_segments=data.num_segments,
-        frame_size=tuple(data.frame_size),
-        crop_size=data.crop_size,
-        normalization=data.normalization,
         backend=data.backend,
         frame_pattern=data.frame_pattern or None,
         max_bad_ratio=data.max_bad_ratio,
         seed=config.train.seed,
+        **views,
     )
-    if protocol is not None and mode == "test":
-        options.update(num_clips=protocol.num_clips, crops=protocol.crops)
-    return VideoDataset(build_annotations(config, mode), **options)

@@ -3,35 +3,47 @@
 A checkpoint always holds enough to rebuild and use the model on its own::
 
     {
-        "format": "artnet-checkpoint", "version": 1, "artnet_version": "0.1.0",
+        "format": "artnet-checkpoint", "version": 2, "artnet_version": "0.1.0",
         "model": {"name": "artnet_r18_d", "options": {...create_model keywords...}},
         "state_dict": {...},
         "classes": ["abseiling", ...],          # class names, index = label
-        "normalization": "caffe",               # see artnet.data.transforms
-        "input": {"clip_len": 16, "crop_size": 112, ...},
-        # training runs add: "iteration", "optimizer", "scheduler", "scaler", "rng", "config", ...
+        "clip": {"clip_len": 16, "crop_size": 112, "normalization": "caffe", ...},   # artnet.data.ClipSpec
+        # training runs add: "iteration", "optimizer", "scaler", "rng", "data_position", "config", ...
     }
 
 Everything in it is a tensor, a number, a string, a list/tuple/dict of those, or None, so
-``torch.load(..., weights_only=True)`` reads it without trusting the file.
+``torch.load(..., weights_only=True)`` reads it without trusting the file. Version 1 checkpoints
+(before :class:`~artnet.data.ClipSpec`) kept the clip geometry under ``input`` and the normalisation
+beside it; :func:`load_checkpoint` reads them into the version 2 layout.
+
+A training run keeps its checkpoints in its run directory (:class:`RunCheckpoints`): an iteration
+checkpoint every ``checkpoint_interval`` iterations under ``checkpoints/`` (the newest few), with the
+whole training state and the RNG states of every process, so a resumed run repeats exactly what the
+interrupted one would have done; ``best.pt`` and ``final.pt`` beside them hold the weights.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import re
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .. import __version__
+from ..data.clip import ClipSpec
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
 
 FORMAT = "artnet-checkpoint"
-VERSION = 1
+VERSION = 2
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -53,7 +65,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read an artnet checkpoint safely (``weights_only=True``); a clear error otherwise."""
+    """Read an artnet checkpoint safely (``weights_only=True``), in the current layout; a clear error otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -66,16 +78,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not an artnet checkpoint (convert Caffe weights with `artnet convert`)")
     if payload.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: checkpoint format {payload['version']} is newer than this artnet understands ({VERSION})")
+    if "clip" not in payload:  # version 1
+        payload["clip"] = ClipSpec.from_checkpoint(payload, str(path)).to_dict()
+        payload.pop("input", None)
+        payload.pop("normalization", None)
     return payload
 
 
-def model_payload(model: nn.Module, classes: list[str], normalization: str, **extra: Any) -> dict[str, Any]:
+def clip_spec(checkpoint: dict[str, Any], source: str = "checkpoint") -> ClipSpec:
+    """The input contract a checkpoint (as :func:`load_checkpoint` returns it) records."""
+    return ClipSpec.from_dict(checkpoint["clip"], source)
+
+
+def model_payload(model: nn.Module, classes: list[str], clip: ClipSpec, **extra: Any) -> dict[str, Any]:
     """The model part of a checkpoint for a model made by :func:`artnet.create_model`."""
     return {
         "model": {"name": model.variant, "options": dict(model.options)},
         "state_dict": model.state_dict(),
         "classes": list(classes),
-        "normalization": normalization,
+        "clip": clip.to_dict(),
         **extra,
     }
 
@@ -93,6 +114,13 @@ def model_from_checkpoint(checkpoint: dict[str, Any] | str | Path, *, source: st
         raise CheckpointError(f"{source}: {error}") from None
     load_state(model, checkpoint["state_dict"], source)
     return model
+
+
+def describe_model(checkpoint: dict[str, Any]) -> str:
+    """``artnet_r18_d (width_mult=0.125, num_classes=12)``: which model a checkpoint holds, for logs."""
+    spec = checkpoint["model"]
+    options = ", ".join(f"{key}={value}" for key, value in sorted(spec.get("options", {}).items()))
+    return f"{spec['name']} ({options})" if options else spec["name"]
 
 
 def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -113,3 +141,136 @@ def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
         name = getattr(model, "variant", type(model).__name__)
         raise CheckpointError(f"{source}: weights do not fit {name}: " + "; ".join(problems))
     model.load_state_dict(state_dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# The checkpoints of a training run
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands besides its weights and optimizer: what a resumed run continues from."""
+
+    iteration: int = 0  # iterations done
+    epoch: int = 0  # of the sample stream
+    consumed: int = 0  # samples this process consumed in that epoch
+    best_top1: float = -1.0  # of the in-training validations so far
+    elapsed_seconds: float = 0.0  # training time over the run's restarts
+
+
+@dataclass(frozen=True)
+class Trainables:
+    """What a training step changes, saved and restored together."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+
+
+_ITERATION_CHECKPOINT = re.compile(r"iter_(\d+)\.pt$")
+
+
+class RunCheckpoints:
+    """A run directory's checkpoints: ``checkpoints/iter_*.pt`` to resume from, ``best.pt``, ``final.pt``."""
+
+    def __init__(self, run_dir: str | Path, keep_last: int = 3):
+        self.run_dir = Path(run_dir)
+        self.keep_last = keep_last
+
+    def iterations(self) -> list[Path]:
+        """The iteration checkpoints, oldest first."""
+        found = [(int(m.group(1)), p) for p in (self.run_dir / "checkpoints").glob("iter_*.pt") if (m := _ITERATION_CHECKPOINT.search(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def resume_point(self, resume: str) -> Path | None:
+        """The checkpoint a run resumes from: ``auto`` (the newest of this run, if any), ``never``, or a path."""
+        if resume == "never":
+            return None
+        if resume == "auto":
+            found = self.iterations()
+            return found[-1] if found else None
+        path = Path(resume)
+        if not path.is_file():
+            raise ConfigError(f"train.resume: {path}: no such checkpoint")
+        return path
+
+    def save_weights(self, name: str, payload: dict[str, Any]) -> Path:
+        """``best.pt`` / ``final.pt``: a model payload (see :func:`model_payload`)."""
+        return save_checkpoint(self.run_dir / name, payload)
+
+    def save_state(self, trainables: Trainables, state: TrainingState, payload: dict[str, Any], rng: list[dict]) -> Path:
+        """An iteration checkpoint with everything a resumed run needs; the oldest beyond ``keep_last`` go."""
+        path = save_checkpoint(
+            self.run_dir / "checkpoints" / f"iter_{state.iteration:07d}.pt",
+            {
+                **payload,
+                **asdict(state),
+                "optimizer": trainables.optimizer.state_dict(),
+                "scaler": trainables.scaler.state_dict(),
+                "rng": rng,
+                "world_size": len(rng),
+            },
+        )
+        for old in self.iterations()[: -self.keep_last or None]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def restore(self, path: Path, trainables: Trainables, rank: int, world_size: int) -> TrainingState:
+        """Load a training state into ``trainables`` (and this process's RNGs); returns where it stood."""
+        checkpoint = load_checkpoint(path)
+        if "optimizer" not in checkpoint:
+            raise CheckpointError(f"{path}: holds weights only, not a training state to resume")
+        load_state(trainables.model, checkpoint["state_dict"], str(path))
+        trainables.optimizer.load_state_dict(checkpoint["optimizer"])
+        trainables.scaler.load_state_dict(checkpoint["scaler"])
+        if checkpoint.get("world_size", 1) == world_size:
+            restore_rng(checkpoint["rng"][rank])
+        if "data_position" in checkpoint:  # version 1 kept the sample position apart
+            checkpoint.update(checkpoint["data_position"])
+        fields = TrainingState.__dataclass_fields__
+        return TrainingState(**{key: checkpoint[key] for key in fields if key in checkpoint})
+
+    def forget_after(self, iteration: int) -> None:
+        """A resumed run repeats the iterations after its checkpoint: drop what was logged of them
+        (so curves show each iteration once) and the half-written checkpoint of a killed run."""
+        log = self.run_dir / "log.jsonl"
+        if log.is_file():
+            kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["iteration"] <= iteration]
+            log.write_text("".join(line + "\n" for line in kept))
+        for stale in (self.run_dir / "checkpoints").glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Random number generators
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+
+
+def capture_rng(device: torch.device) -> dict[str, Any]:
+    """This process's RNG states (torch, CUDA, NumPy, Python) as checkpoint-safe values."""
+    _, keys, position, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "rest": [int(position), int(has_gauss), float(cached)]},
+        "python": [version, list(internal), gauss],
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.asarray(state["numpy"]["keys"], dtype=np.uint32), *state["numpy"]["rest"]))
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

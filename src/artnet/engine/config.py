@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..data.clip import ClipSpec
+from ..errors import ConfigError, InvalidValue
 
 
 @dataclass
@@ -51,12 +52,7 @@ class DataConfig:
     classes: str = ""  # kinetics / list: a file of class names (one per line); "" = the defaults
     frame_pattern: str = ""  # frame folders: e.g. "image_{:05d}.jpg"; "" = the reader's default
     class_order: str = "upstream"  # hmdb51: "upstream" (class_list.txt order) or "alphabetical"
-    frame_size: list[int] = field(default_factory=lambda: [128, 170])  # H, W frames are resized to
-    clip_len: int = 16
-    frame_stride: int = 1
-    crop_size: int = 112
-    num_segments: int = 1  # TSN segments per video in training (1 = plain clips)
-    normalization: str = "caffe"  # caffe | caffe_rgb | kinetics
+    clip: ClipSpec = field(default_factory=ClipSpec)  # what the model's weights expect (artnet.data.ClipSpec)
     backend: str = "auto"
     num_workers: int = 4
     max_bad_ratio: float = 0.01  # training stops when more than this share of samples fail to decode
@@ -151,7 +147,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """Plain values (tuples as lists): what YAML files and checkpoints hold."""
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def save_config(config: Config, path: str | Path) -> Path:
@@ -232,13 +237,14 @@ def _dotted_keys(tree: dict, prefix: str = "") -> list[str]:
 
 def _build(cls: type, values: dict[str, Any], prefix: str, lines: dict[str, str]) -> Any:
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = _field_names(cls)
     kwargs = {}
     for key, value in values.items():
         dotted = f"{prefix}{key}"
         if key not in names:
             valid = [f"{prefix}{n}" for n in names]
-            close = difflib.get_close_matches(dotted, valid, n=1, cutoff=0.5)
+            moved = [f"{prefix}{n}.{key}" for n in names if dataclasses.is_dataclass(hints[n]) and key in _field_names(hints[n])]
+            close = moved or difflib.get_close_matches(dotted, valid, n=1, cutoff=0.5)
             hint = f" (did you mean '{close[0]}'?)" if close else f"; valid keys: {', '.join(valid)}"
             raise ConfigError(f"{_where(lines, dotted)}unknown config key '{dotted}'{hint}")
         kind = hints[key]
@@ -248,7 +254,15 @@ def _build(cls: type, values: dict[str, Any], prefix: str, lines: dict[str, str]
             kwargs[key] = _build(kind, value, f"{dotted}.", lines)
         else:
             kwargs[key] = _coerce(value, kind, dotted, lines)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except InvalidValue as error:
+        dotted = f"{prefix}{error.field}"
+        raise ConfigError(f"{_where(lines, dotted) or _where(lines, prefix.rstrip('.'))}'{dotted}' {error.problem}") from None
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
 
 
 def _where(lines: dict[str, str], key: str) -> str:
@@ -263,13 +277,17 @@ def _coerce(value: Any, kind: Any, key: str, lines: dict[str, str]) -> Any:
             return None
         (inner,) = [o for o in options if o is not type(None)]
         return _coerce(value, inner, key, lines)
-    if origin is list:
-        (item,) = typing.get_args(kind)
+    if origin in (list, tuple):
+        items = typing.get_args(kind)
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
             raise ConfigError(f"{_where(lines, key)}'{key}' must be a list, got {value!r}")
-        return [_coerce(v, item, f"{key}[{i}]", lines) for i, v in enumerate(value)]
+        if origin is list:
+            return [_coerce(v, items[0], f"{key}[{i}]", lines) for i, v in enumerate(value)]
+        if len(value) != len(items):
+            raise ConfigError(f"{_where(lines, key)}'{key}' must be a list of {len(items)}, got {value!r}")
+        return tuple(_coerce(v, item, f"{key}[{i}]", lines) for i, (v, item) in enumerate(zip(value, items)))
     if kind is bool:
         if isinstance(value, bool):
             return value

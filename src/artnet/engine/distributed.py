@@ -49,6 +49,7 @@ def init_distributed(device: str = "auto") -> DistributedEnv:
 
 
 def shutdown_distributed() -> None:
+    """Leave the process group (when the run that joined it ends)."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -65,14 +66,6 @@ def gather_objects(obj: Any, env: DistributedEnv) -> list[Any]:
     gathered: list[Any] = [None] * env.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
-
-
-def broadcast_object(obj: Any, env: DistributedEnv) -> Any:
-    if not env.is_distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def broadcast_buffers(model: torch.nn.Module, env: DistributedEnv) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.datasets import Unreadable
 from ..errors import ConfigError
 from .acceleration import Acceleration
 from .distributed import DistributedEnv, gather_objects, shard_indices
@@ -57,6 +58,21 @@ def get_protocol(name: str) -> Protocol:
 
 
 @dataclass
+class VideoScores:
+    """What the model said about each video: the logits of its views, or why it has none."""
+
+    indices: np.ndarray  # dataset indices of the videos with a prediction, sorted
+    labels: np.ndarray
+    view_logits: np.ndarray  # (N, V, K)
+    unreadable: dict[int, str]  # dataset index -> why the video could not be read
+
+    def clip_scores(self, crops_per_clip: int) -> np.ndarray:
+        """``(N, clips, K)``: each clip's crops averaged (upstream: logits, no softmax)."""
+        n, views, k = self.view_logits.shape
+        return self.view_logits.reshape(n, math.ceil(views / crops_per_clip), crops_per_clip, k).mean(axis=2)
+
+
+@dataclass
 class EvalResult:
     indices: np.ndarray  # dataset indices of the videos with a prediction, sorted
     labels: np.ndarray
@@ -72,8 +88,8 @@ def _as_views(clip: torch.Tensor) -> torch.Tensor:
 
 def batched_view_logits(
     model: nn.Module, items: Iterable, view_batch: int, device: torch.device, accel: Acceleration = Acceleration()
-) -> Iterator[tuple[int, int, torch.Tensor | None]]:
-    """``(views | None, label, index)`` items -> ``(index, label, logits (V, K) | None)``.
+) -> Iterator[tuple[int, int, torch.Tensor | Unreadable]]:
+    """``(views | Unreadable, label, index)`` items -> ``(index, label, logits (V, K) | Unreadable)``.
 
     Views of consecutive videos share forward passes of ``view_batch`` clips, under ``accel``'s
     autocast and in its input memory format.
@@ -95,8 +111,8 @@ def batched_view_logits(
 
     queued = 0
     for clip, label, index in items:
-        if clip is None:
-            yield int(index), int(label), None
+        if isinstance(clip, Unreadable):
+            yield int(index), int(label), clip
             continue
         views = _as_views(torch.as_tensor(clip))
         queue.append((views, int(label), int(index)))
@@ -108,10 +124,9 @@ def batched_view_logits(
 
 
 @torch.no_grad()
-def evaluate(
+def score_videos(
     model: nn.Module,
     dataset: torch.utils.data.Dataset,
-    protocol: Protocol,
     env: DistributedEnv,
     *,
     view_batch: int = 10,
@@ -119,11 +134,10 @@ def evaluate(
     max_videos: int = 0,
     accel: Acceleration = Acceleration(),
     progress=None,
-) -> EvalResult:
-    """Evaluate ``dataset`` (yielding ``(views, label, index)``, ``views=None`` when unreadable).
-
-    Returns the same result on every process; the metrics count each video exactly once.
-    """
+) -> VideoScores:
+    """Every view of every video of ``dataset`` (yielding ``(views | Unreadable, label, index)``) through
+    the model, decoded by ``num_workers`` DataLoader processes; each video scored by exactly one
+    process, the same result returned on every process."""
     was_training = model.training
     model.eval()
     size = len(dataset) if not max_videos else min(max_videos, len(dataset))
@@ -131,23 +145,35 @@ def evaluate(
     loader = torch.utils.data.DataLoader(shard, batch_size=None, shuffle=False, num_workers=num_workers)
     records = []
     for index, label, logits in batched_view_logits(model, loader, view_batch, env.device, accel):
-        records.append((index, label, None if logits is None else logits.numpy()))
+        records.append((index, label, logits if isinstance(logits, Unreadable) else logits.numpy()))
         if progress is not None:
             progress(1)
     model.train(was_training)
 
     records = sorted((r for part in gather_objects(records, env) for r in part), key=lambda r: r[0])
-    found = [r for r in records if r[2] is not None]
-    missing = [r[0] for r in records if r[2] is None]
-    crops = 1 if protocol.mode == "val" else protocol.crops_per_clip
-    if found:
-        view_scores = np.stack([r[2] for r in found])  # (N, V, K)
-        n, v, k = view_scores.shape
-        clip_scores = view_scores.reshape(n, math.ceil(v / crops), crops, k).mean(axis=2)
-        video_scores = clip_scores.mean(axis=1)
-    else:
-        clip_scores = np.zeros((0, 1, 1), np.float32)
-        video_scores = np.zeros((0, 1), np.float32)
-    labels = np.array([r[1] for r in found], dtype=np.int64)
-    metrics = compute_metrics(video_scores, labels, clip_scores, missing=len(missing))
-    return EvalResult(np.array([r[0] for r in found], dtype=np.int64), labels, video_scores, clip_scores, missing, metrics)
+    found = [r for r in records if not isinstance(r[2], Unreadable)]
+    return VideoScores(
+        indices=np.array([r[0] for r in found], dtype=np.int64),
+        labels=np.array([r[1] for r in found], dtype=np.int64),
+        view_logits=np.stack([r[2] for r in found]) if found else np.zeros((0, 1, 1), np.float32),
+        unreadable={r[0]: r[2].reason for r in records if isinstance(r[2], Unreadable)},
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    protocol: Protocol,
+    env: DistributedEnv,
+    **options,
+) -> EvalResult:
+    """Score ``dataset`` (see :func:`score_videos` for ``options``) and measure it against its labels.
+
+    Logits are averaged over the crops of a clip, then over the clips of a video.
+    """
+    scores = score_videos(model, dataset, env, **options)
+    clip_scores = scores.clip_scores(1 if protocol.mode == "val" else protocol.crops_per_clip)
+    video_scores = clip_scores.mean(axis=1)
+    missing = sorted(scores.unreadable)
+    metrics = compute_metrics(video_scores, scores.labels, clip_scores, missing=len(missing))
+    return EvalResult(scores.indices, scores.labels, video_scores, clip_scores, missing, metrics)

@@ -1,4 +1,5 @@
-"""Seeing a run: a progress bar, a JSONL log, TensorBoard scalars and PNG curves at the end.
+"""Seeing a run: progress (a bar on a terminal, plain lines in a log), a JSONL log, TensorBoard
+scalars and PNG curves at the end.
 
 Only the main process writes; the others keep quiet.
 """
@@ -11,9 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ..plots import pyplot
+from ..progress import progress_bar
 
 
 class RunMonitor:
@@ -21,7 +21,7 @@ class RunMonitor:
         self.run_dir = run_dir
         self.enabled = enabled
         self.log_path = run_dir / "log.jsonl"
-        self.bar = tqdm(total=total, initial=start, unit=unit, dynamic_ncols=True, file=sys.stderr, disable=not enabled, smoothing=0.1)
+        self.bar = progress_bar(total=total, initial=start, unit=unit, show=enabled)
         self.writer = None
         if enabled and tensorboard:
             try:

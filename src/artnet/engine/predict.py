@@ -14,15 +14,15 @@ from pathlib import Path
 
 import torch
 
+from ..data import Annotations, VideoDataset, VideoRecord
+from ..data.annotations import VIDEO_EXTENSIONS
 from ..errors import DataError
 from ..table import format_table
-from .builders import data_as_trained
-from .checkpoint import load_checkpoint, model_from_checkpoint
-from .config import DataConfig
+from .acceleration import Acceleration
+from .checkpoint import clip_spec, load_checkpoint, model_from_checkpoint
 from .distributed import init_distributed
-from .evaluate import batched_view_logits, get_protocol
+from .evaluate import get_protocol, score_videos
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv"}
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
@@ -44,7 +44,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             if any(p.suffix.lower() in FRAME_SUFFIXES for p in item.iterdir()):
                 found.append(item)  # a folder of extracted frames is one video
             else:
-                videos = sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+                videos = sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
                 frame_dirs = sorted(d for d in item.rglob("*") if d.is_dir() and any(p.suffix.lower() in FRAME_SUFFIXES for p in d.iterdir()))
                 if not videos and not frame_dirs:
                     raise DataError(f"{item}: no video files or frame folders in this folder")
@@ -54,48 +54,49 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return found
 
 
-def predict(inputs: list[str], checkpoint: str, topk: int = 5, protocol: str = "25x10", device: str = "auto") -> list[Prediction]:
-    from ..data import Annotations, VideoDataset, VideoRecord
+def predict(
+    inputs: list[str],
+    checkpoint: str,
+    *,
+    topk: int = 5,
+    protocol: str = "25x10",
+    device: str = "auto",
+    accel: Acceleration = Acceleration(),
+    num_workers: int = 2,
+    view_batch: int = 10,
+    backend: str = "auto",
+    frame_pattern: str | None = None,
+) -> list[Prediction]:
+    """Top-k classes of each video, its clips cut as the checkpoint's model was trained.
 
+    Videos are decoded by ``num_workers`` DataLoader processes and scored in batches of ``view_batch``
+    views under ``accel``; the same path as ``artnet test``, without labels.
+    """
     env = init_distributed(device)
     payload = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(payload, source=checkpoint).to(env.device).eval()
+    model = accel.apply(model_from_checkpoint(payload, source=checkpoint).to(env.device).eval())
     classes = list(payload["classes"])
-    data, _ = data_as_trained(DataConfig(), payload)  # the defaults stand in for what an old checkpoint lacks
     spec = get_protocol(protocol)
     paths = expand_inputs(inputs)
-    records = [VideoRecord(str(p), label=-1) for p in paths]
     dataset = VideoDataset(
-        Annotations(records, classes, source="predict"),
+        Annotations([VideoRecord(str(p), label=-1) for p in paths], classes, source="predict"),
+        clip=clip_spec(payload, checkpoint),
         mode="test",
         num_clips=spec.num_clips,
         crops=spec.crops,
-        clip_len=data.clip_len,
-        frame_stride=data.frame_stride,
-        frame_size=tuple(data.frame_size),
-        crop_size=data.crop_size,
-        normalization=data.normalization,
+        backend=backend,
+        frame_pattern=frame_pattern,
     )
-    errors: dict[int, str] = {}
-
-    def items():
-        for index in range(len(dataset)):
-            try:
-                yield dataset.load(index), -1, index
-            except DataError as error:
-                errors[index] = str(error)
-                yield None, -1, index
-
+    scores = score_videos(model, dataset, env, view_batch=view_batch, num_workers=num_workers, accel=accel)
+    probabilities = torch.from_numpy(scores.view_logits).mean(dim=1).softmax(dim=1)  # upstream eval_net.py
+    by_index = dict(zip(scores.indices.tolist(), probabilities))
     predictions = []
-    with torch.no_grad():
-        for index, _, logits in batched_view_logits(model, items(), view_batch=10, device=env.device):
-            path = str(paths[index])
-            if logits is None:
-                predictions.append(Prediction(path, [], [], error=errors[index]))
-                continue
-            probabilities = logits.mean(dim=0).softmax(dim=0)
-            scores, indices = probabilities.topk(min(topk, len(classes)))
-            predictions.append(Prediction(path, [classes[i] for i in indices.tolist()], [round(s, 4) for s in scores.tolist()]))
+    for index, path in enumerate(map(str, paths)):
+        if index in scores.unreadable:
+            predictions.append(Prediction(path, [], [], error=scores.unreadable[index]))
+            continue
+        top, labels = by_index[index].topk(min(topk, len(classes)))
+        predictions.append(Prediction(path, [classes[i] for i in labels.tolist()], [round(s, 4) for s in top.tolist()]))
     return predictions
 
 

@@ -15,7 +15,7 @@ from ..errors import CheckpointError
 from ..table import format_table
 from .acceleration import Acceleration
 from .builders import build_dataset, data_as_trained
-from .checkpoint import load_checkpoint, model_from_checkpoint
+from .checkpoint import describe_model, load_checkpoint, model_from_checkpoint
 from .config import Config
 from .distributed import init_distributed
 from .evaluate import EvalResult, evaluate, get_protocol
@@ -23,7 +23,11 @@ from .metrics import Metrics, write_reports
 from .monitor import RunMonitor
 
 
-def run_test(config: Config, checkpoint: str, protocol: str | None = None, splits: list[int] | None = None, out_dir: str | None = None) -> list[Metrics]:
+def run_test(
+    config: Config, checkpoint: str, protocol: str | None = None, splits: list[int] | None = None, out_dir: str | None = None
+) -> list[EvalResult]:
+    """Evaluate ``checkpoint`` (its path may hold ``{split}``) on the test set of each split; reports are
+    written beside it (or in ``out_dir``) and the results returned, one per split."""
     env = init_distributed(config.train.device)
     protocol_spec = get_protocol(protocol or config.test.protocol)
     splits = splits or config.test.splits or [config.data.split]
@@ -33,15 +37,20 @@ def run_test(config: Config, checkpoint: str, protocol: str | None = None, split
         split_config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
         path = Path(checkpoint.format(split=split))
         payload = load_checkpoint(path)
-        model = model_from_checkpoint(payload, source=str(path)).to(env.device)
+        model = accel.apply(model_from_checkpoint(payload, source=str(path)).to(env.device))
         data, changed = data_as_trained(split_config.data, payload)
         split_config = dataclasses.replace(split_config, data=data)
         dataset = build_dataset(split_config, protocol_spec.mode, protocol_spec)
         check_classes(payload.get("classes", []), list(dataset.classes), path)
         monitor = RunMonitor(path.parent, len(dataset), 0, enabled=env.is_main, tensorboard=False, unit="video")
+        if payload["model"]["name"] != config.model.name:
+            monitor.message(f"{path.name} holds a {payload['model']['name']}, not the {config.model.name} the config names: testing the checkpoint's model")
         if changed:
             monitor.message(f"clips cut and normalised as {path.name} was trained, not as the config says: {', '.join(changed)}")
-        monitor.message(f"testing {path} on {len(dataset)} videos, protocol {protocol_spec.name}, normalization {split_config.data.normalization}")
+        monitor.message(
+            f"testing {describe_model(payload)} from {path} on {len(dataset)} videos, protocol {protocol_spec.name},"
+            f" normalization {data.clip.normalization}"
+        )
         result = evaluate(
             model,
             dataset,
@@ -57,11 +66,11 @@ def run_test(config: Config, checkpoint: str, protocol: str | None = None, split
             report_dir = Path(out_dir) if out_dir else path.parent / f"test_{protocol_spec.name}"
             if len(splits) > 1:
                 report_dir = report_dir / f"split{split}"
-            write_test_reports(report_dir, result, dataset, path, protocol_spec.name)
+            write_test_reports(report_dir, result, dataset, path, protocol_spec.name, payload["model"])
             print(f"split {split}: {result.metrics.summary()}  -> {report_dir}" if len(splits) > 1 else f"{result.metrics.summary()}  -> {report_dir}")
-        results.append(result.metrics)
+        results.append(result)
     if env.is_main and len(splits) > 1:
-        print(splits_table(splits, results))
+        print(splits_table(splits, [r.metrics for r in results]))
     return results
 
 
@@ -76,7 +85,7 @@ def check_classes(checkpoint_classes: list[str], dataset_classes: list[str], pat
         )
 
 
-def write_test_reports(report_dir: Path, result: EvalResult, dataset, checkpoint: Path, protocol: str) -> None:
+def write_test_reports(report_dir: Path, result: EvalResult, dataset, checkpoint: Path, protocol: str, model: dict) -> None:
     records = dataset.records
     write_reports(
         report_dir,
@@ -86,7 +95,7 @@ def write_test_reports(report_dir: Path, result: EvalResult, dataset, checkpoint
         [records[i].video_id for i in result.indices],
         list(dataset.classes),
         missing_ids=[records[i].video_id for i in result.missing],
-        extra={"checkpoint": str(checkpoint), "protocol": protocol},
+        extra={"checkpoint": str(checkpoint), "protocol": protocol, "model": model},
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.clip import ClipSpec
 from ..data.readers import UPSTREAM_FRAME_SIZE
 from ..engine.checkpoint import model_payload
 from ..errors import CheckpointError, ConfigError
@@ -81,28 +82,22 @@ def clip_readers(net: Net) -> list[Layer]:
     return [layer for layer in _test_layers(net) if layer.type == "Convolution" and set(layer.bottoms) & clip]
 
 
-def input_geometry(net: Net) -> dict:
-    """Clip length, crop and frame size (and TSN segments) of the net's TEST-phase data layer."""
+def clip_spec(net: Net, normalization: str) -> ClipSpec:
+    """The input contract of the net's TEST-phase data layer (VideoData, or a 5-D DummyData / Input)."""
     for layer in _test_layers(net):
         if layer.type == "VideoData":
             p, transform = layer.param("video_data_param"), layer.param("transform_param")
-            frame_size = [int(p.get("new_height", 0)), int(p.get("new_width", 0))]
-            return {
-                "clip_len": int(p.get("new_length", 1)),
-                "frame_stride": 1,
-                "frame_size": frame_size if all(frame_size) else list(UPSTREAM_FRAME_SIZE),
-                "crop_size": int(transform.get("crop_size", 0)) or frame_size[0],
-                "num_segments": int(p.get("num_segments", 1)),
-            }
+            frame_size = (int(p.get("new_height", 0)), int(p.get("new_width", 0)))
+            return ClipSpec(
+                clip_len=int(p.get("new_length", 1)),
+                frame_size=frame_size if all(frame_size) else UPSTREAM_FRAME_SIZE,
+                crop_size=int(transform.get("crop_size", 0)) or frame_size[0],
+                normalization=normalization,
+                num_segments=int(p.get("num_segments", 1)),
+            )
     for shape in data_shapes(net).values():
         if shape is not None and len(shape) == 5:  # N x C x T x H x W, as the deploy DummyData
-            return {
-                "clip_len": shape[2],
-                "frame_stride": 1,
-                "frame_size": list(UPSTREAM_FRAME_SIZE),
-                "crop_size": shape[3],
-                "num_segments": 1,
-            }
+            return ClipSpec(clip_len=shape[2], crop_size=shape[3], normalization=normalization)
     raise ConfigError(f"{net.source}: no 5-D clip input (DummyData / Input) or VideoData layer to read the clip geometry from")
 
 
@@ -233,14 +228,11 @@ def convert_caffemodel(
             module.num_batches_tracked.zero_()
 
     if rgb:
-        mapping = caffe_layers(model, fc.name)
         with torch.no_grad():
-            for layer_name in (layer.name for layer in clip_readers(net)):
-                conv = mapping[layer_name]
+            for name in model.pretrained_cfg.first_conv:
+                conv = model.get_submodule(name)
                 if conv.in_channels != 3:
-                    raise ConfigError(
-                        f"{net.source}: {layer_name} reads the clip with {conv.in_channels} channels; --rgb needs 3"
-                    )
+                    raise ConfigError(f"{net.source}: {name} reads the clip with {conv.in_channels} channels; --rgb needs 3")
                 conv.weight.copy_(conv.weight.flip(1))  # BGR -> RGB
 
     if classes is None:
@@ -257,7 +249,7 @@ def convert_caffemodel(
         "classifier": fc.name,
         "channels": "RGB" if rgb else "BGR",
     }
-    payload = model_payload(model, names, "caffe_rgb" if rgb else "caffe", input=input_geometry(net), converted_from=source)
+    payload = model_payload(model, names, clip_spec(net, "caffe_rgb" if rgb else "caffe"), converted_from=source)
     return Converted(model.eval(), payload)
 
 

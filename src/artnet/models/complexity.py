@@ -33,15 +33,6 @@ class StageCost:
     macs: int
 
 
-def parse_clip_size(text: str) -> tuple[int, int, int]:
-    """``"16x112x112"`` -> ``(16, 112, 112)`` (T x H x W)."""
-    try:
-        t, h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"clip size must look like 16x112x112 (T x H x W), got {text!r}") from None
-    return t, h, w
-
-
 def profile(name: str, clip_size: tuple[int, int, int] = (16, 112, 112), **options) -> list[StageCost]:
     """Per-stage output shape, parameters and MACs of one clip through variant ``name``."""
     with torch.device("meta"):

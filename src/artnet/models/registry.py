@@ -1,22 +1,42 @@
 """Named variants of the paper, each with its architecture, defaults and provenance.
 
 ``create_model("artnet_r18_d", num_classes=101, shortcut="1x1x1")`` is the one way in. Each
-variant carries a ``pretrained_cfg`` (timm's term): the input it expects, its normalisation,
-the paper's figures for it and, where upstream released one, the Caffe weights to convert.
+variant carries a ``pretrained_cfg`` (timm's term, :class:`PretrainedCfg`): the input it expects
+(a :class:`~artnet.data.ClipSpec`), which modules are its classifier and its first convolution
+(code reads them: fine-tuning replaces the one, ``convert --rgb`` swaps the other), the paper's
+figures and, where upstream released one, the Caffe weights to convert.
+
+The model options and their defaults are ``VideoResNet``'s keyword arguments (:data:`MODEL_OPTIONS`
+is read from its signature), plus ``depths`` and ``temporal_strides`` overriding the variant's own.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..data.clip import ClipSpec
 from ..errors import ConfigError
-from .resnet3d import Architecture, VideoResNet
+from .resnet3d import Architecture, VideoResNet, conv_builder
 
 _RELEASE_URL = "http://mcg.nju.edu.cn/models/ARTNet/"
 _NO_BIAS_STEM = (False, True, True, True, True)
 _NO_BIAS_STEM_AND_CONV2 = (False, False, True, True, True)
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """What a variant's weights expect and where its parts are, as data code reads."""
+
+    clip: ClipSpec  # the input contract of the released (or paper) recipe
+    num_classes: int  # of the released / paper weights (Kinetics-400)
+    classifier: str  # the module a new head replaces
+    first_conv: tuple[str, ...]  # the modules that read the clip (their input channels follow the clip's)
+    paper: dict[str, float]  # Kinetics-400 val top-1 / top-5 (Tables 1 / 2), params and FLOPs where given
+    caffemodels: tuple[str, ...]  # released Caffe weights
+    prototxt: str | None  # the released deploy definition
 
 
 @dataclass(frozen=True)
@@ -30,15 +50,16 @@ class Variant:
     verified: bool = False  # True: layer by layer as a released prototxt; False: built from the paper
 
     @property
-    def pretrained_cfg(self) -> dict[str, Any]:
-        return {
-            "input_size": (3, 16, 112, 112),
-            "num_classes": 400,
-            "normalization": "caffe",  # BGR, 0-255, minus (104, 117, 123); see artnet.data
-            "paper": dict(self.paper),
-            "caffemodels": [_RELEASE_URL + f for f in self.released],
-            "prototxt": self.prototxt,
-        }
+    def pretrained_cfg(self) -> PretrainedCfg:
+        return PretrainedCfg(
+            clip=ClipSpec(),  # the released recipes: 16 frames of 128 x 170, 112 crops, Caffe normalisation
+            num_classes=400,
+            classifier="fc",
+            first_conv=tuple(".".join(filter(None, ("stem", name))) for name in conv_builder(self.arch.stem).input_convs),
+            paper=dict(self.paper),
+            caffemodels=tuple(_RELEASE_URL + f for f in self.released),
+            prototxt=self.prototxt,
+        )
 
 
 def _stages(second: str, smart_stages: int = 4, first: str = "3d") -> tuple[tuple[str, str], ...]:
@@ -97,17 +118,12 @@ _VARIANTS = [
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANTS}
 
-# Keywords every variant accepts, with their defaults (see VideoResNet for their meaning).
+# Keywords every variant accepts, with their defaults: VideoResNet's (see it for their meaning), and
+# the variant's own depths and temporal strides (None: keep them).
 MODEL_OPTIONS: dict[str, Any] = {
-    "num_classes": 400,
-    "shortcut": "3x3x3",
-    "dropout": 0.2,
-    "in_channels": 3,
-    "width_mult": 1.0,
-    "init": "xavier",
-    "relation_channels": "reduce",
-    "depths": None,  # None: the variant's own, e.g. (2, 2, 2, 2)
-    "temporal_strides": None,  # None: the variant's own, (conv1, conv2_x, ..., conv5_x)
+    **{name: p.default for name, p in inspect.signature(VideoResNet).parameters.items() if name != "arch"},
+    "depths": None,
+    "temporal_strides": None,
 }
 
 

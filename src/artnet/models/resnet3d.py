@@ -3,10 +3,10 @@
 Every variant of the paper is this skeleton with different convolution *builders* plugged in
 (the way torchvision's video ResNet plugs ``Conv3DSimple`` or ``Conv2Plus1D``):
 
-* ``3d``: a ``t x k x k`` convolution (C3D);
-* ``2d``: a ``1 x k x k`` convolution (C2D);
-* ``smart``: the SMART block (ARTNet);
-* ``relation``: SMART without its appearance branch (the relation-only ablation).
+* ``3d``: a ``t x k x k`` convolution (C3D, :class:`Conv3DSimple`);
+* ``2d``: a ``1 x k x k`` convolution (C2D, :class:`Conv2DSimple`);
+* ``smart``: the SMART block (ARTNet, :class:`SmartBuilder`);
+* ``relation``: SMART without its appearance branch (the relation-only ablation, :class:`RelationBuilder`).
 
 The released networks are *pre-activation* ResNets with BN after the addition:
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -31,37 +30,78 @@ from ..errors import ConfigError
 from .smart import SMART, batch_norm
 
 Triple = tuple[int, int, int]
-ConvBuilder = Callable[..., nn.Module]
 
 
-def _conv3d(in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool, **_) -> nn.Module:
-    return nn.Conv3d(in_channels, out_channels, kernel, stride, tuple(k // 2 for k in kernel), bias=bias)
+class ConvBuilder:
+    """Makes the convolution of one position of the skeleton; every builder has this signature.
+
+    A builder answers for its own geometry, so the skeleton never asks which builder it got:
+    :meth:`kernel` is the kernel it really uses for a requested ``t x k x k`` one (the projection
+    shortcuts of a block match its first convolution), and ``input_convs`` names the convolutions
+    of its module that read the module's input (what ``convert --rgb`` swaps at the stem).
+    """
+
+    input_convs: tuple[str, ...] = ("",)
+
+    def kernel(self, kernel: Triple) -> Triple:
+        return kernel
+
+    def __call__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool) -> nn.Module:
+        kernel = self.kernel(kernel)
+        return nn.Conv3d(in_channels, out_channels, kernel, stride, tuple(k // 2 for k in kernel), bias=bias)
 
 
-def _conv2d(in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool, **_) -> nn.Module:
-    return _conv3d(in_channels, out_channels, (1, *kernel[1:]), stride, bias)
+class Conv3DSimple(ConvBuilder):
+    """``t x k x k`` (C3D)."""
 
 
-def _smart(in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool, **_) -> nn.Module:
-    return SMART(in_channels, out_channels, kernel, stride, bias)
+class Conv2DSimple(ConvBuilder):
+    """``1 x k x k``: frame by frame (C2D)."""
+
+    def kernel(self, kernel: Triple) -> Triple:
+        return (1, *kernel[1:])
 
 
-def _relation(
-    in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool, relation_channels: str = "reduce", **_
-) -> nn.Module:
-    if relation_channels not in ("reduce", "wide"):
-        raise ConfigError(f"relation_channels must be 'reduce' or 'wide', got {relation_channels!r}")
-    return SMART(in_channels, out_channels, kernel, stride, bias, appearance=False, reduction=relation_channels == "reduce")
+class SmartBuilder(ConvBuilder):
+    """The SMART block (ARTNet): appearance and relation branches, fused."""
+
+    input_convs = ("appearance", "relation")
+
+    def __call__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool) -> nn.Module:
+        return SMART(in_channels, out_channels, kernel, stride, bias)
 
 
-CONV_BUILDERS: dict[str, ConvBuilder] = {"3d": _conv3d, "2d": _conv2d, "smart": _smart, "relation": _relation}
+class RelationBuilder(ConvBuilder):
+    """SMART without its appearance branch (the relation-only ablation); ``channels``: how it gets
+    back to full width (``"reduce"``: a 1x1x1 reduction, ``"wide"``: a relation conv twice as wide)."""
+
+    input_convs = ("relation",)
+
+    def __init__(self, channels: str = "reduce"):
+        if channels not in ("reduce", "wide"):
+            raise ConfigError(f"relation_channels must be 'reduce' or 'wide', got {channels!r}")
+        self.channels = channels
+
+    def __call__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool) -> nn.Module:
+        return SMART(in_channels, out_channels, kernel, stride, bias, appearance=False, reduction=self.channels == "reduce")
 
 
-def _builder(kind: str) -> ConvBuilder:
-    try:
-        return CONV_BUILDERS[kind]
-    except KeyError:
-        raise ConfigError(f"unknown convolution kind {kind!r}; choose from {sorted(CONV_BUILDERS)}") from None
+CONV_KINDS = ("3d", "2d", "smart", "relation")
+
+
+def conv_builder(kind: str | ConvBuilder, relation_channels: str = "reduce") -> ConvBuilder:
+    """The builder a variant names by ``kind`` (one of :data:`CONV_KINDS`), or a builder of your own."""
+    if isinstance(kind, ConvBuilder):
+        return kind
+    if kind == "3d":
+        return Conv3DSimple()
+    if kind == "2d":
+        return Conv2DSimple()
+    if kind == "smart":
+        return SmartBuilder()
+    if kind == "relation":
+        return RelationBuilder(relation_channels)
+    raise ConfigError(f"unknown convolution kind {kind!r}; choose from {', '.join(CONV_KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -69,12 +109,12 @@ class Architecture:
     """What distinguishes one variant from another; everything else is the shared skeleton.
 
     ``stages[i] = (first, second)`` names the builders of the two convolutions of every basic
-    block of stage ``conv{i+2}_x``. ``bias`` and ``temporal_strides`` have five entries:
+    block of stage ``conv{i+2}_x`` (a name of :data:`CONV_KINDS`, or a :class:`ConvBuilder`). ``bias`` and ``temporal_strides`` have five entries:
     conv1, then conv2_x ... conv5_x (the stride applies to the first block of a stage).
     """
 
-    stem: str
-    stages: tuple[tuple[str, str], ...]
+    stem: str | ConvBuilder
+    stages: tuple[tuple[str | ConvBuilder, str | ConvBuilder], ...]
     depths: tuple[int, ...] = (2, 2, 2, 2)
     bias: tuple[bool, ...] = (True,) * 5
     temporal_strides: tuple[int, ...] = (2, 1, 2, 2, 2)
@@ -92,16 +132,16 @@ class PreActBlock(nn.Module):
         conv_b: ConvBuilder,
         shortcut_kernel: Triple,
         bias: bool,
-        conv_options: dict,
     ):
         super().__init__()
         self.norm_in = batch_norm(in_channels)
-        self.conv_a = conv_a(in_channels, channels, (3, 3, 3), stride, bias, **conv_options)
+        self.conv_a = conv_a(in_channels, channels, (3, 3, 3), stride, bias)
         self.norm_a = batch_norm(channels)
-        self.conv_b = conv_b(channels, channels, (3, 3, 3), (1, 1, 1), bias, **conv_options)
+        self.conv_b = conv_b(channels, channels, (3, 3, 3), (1, 1, 1), bias)
         self.shortcut = None
         if in_channels != channels or stride != (1, 1, 1):
-            self.shortcut = _conv3d(in_channels, channels, shortcut_kernel, stride, bias)
+            # A plain convolution in the first convolution's geometry (the release: 3x3x3, 1x3x3 in C2D).
+            self.shortcut = Conv3DSimple()(in_channels, channels, shortcut_kernel, stride, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.norm_in(x), inplace=True)
@@ -144,26 +184,21 @@ class VideoResNet(nn.Module):
         if not len(arch.stages) == len(arch.depths) == len(self.stage_channels) == len(arch.bias) - 1 == len(arch.temporal_strides) - 1:
             raise ConfigError(f"inconsistent architecture: {arch}")
         self.arch = arch
-        conv_options = {"relation_channels": relation_channels}
         widths = [_even(c * width_mult) for c in self.stage_channels]
 
-        stem_stride = (arch.temporal_strides[0], 2, 2)
-        self.stem = _builder(arch.stem)(in_channels, widths[0], (3, 7, 7), stem_stride, arch.bias[0], **conv_options)
+        stem = conv_builder(arch.stem, relation_channels)
+        self.stem = stem(in_channels, widths[0], (3, 7, 7), (arch.temporal_strides[0], 2, 2), arch.bias[0])
 
         stages = []
         in_width = widths[0]
         for index, ((first, second), depth, width) in enumerate(zip(arch.stages, arch.depths, widths)):
+            conv_a, conv_b = conv_builder(first, relation_channels), conv_builder(second, relation_channels)
+            shortcut_kernel = conv_a.kernel((3, 3, 3)) if shortcut == "3x3x3" else (1, 1, 1)
             spatial_stride = 1 if index == 0 else 2
-            temporal_kernel = 1 if first == "2d" else 3
-            shortcut_kernel = (temporal_kernel, 3, 3) if shortcut == "3x3x3" else (1, 1, 1)
             blocks = []
             for block_index in range(depth):
                 stride = (arch.temporal_strides[index + 1], spatial_stride, spatial_stride) if block_index == 0 else (1, 1, 1)
-                blocks.append(
-                    PreActBlock(
-                        in_width, width, stride, _builder(first), _builder(second), shortcut_kernel, arch.bias[index + 1], conv_options
-                    )
-                )
+                blocks.append(PreActBlock(in_width, width, stride, conv_a, conv_b, shortcut_kernel, arch.bias[index + 1]))
                 in_width = width
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

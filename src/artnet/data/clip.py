@@ -1,0 +1,110 @@
+"""``ClipSpec``: what a model's weights expect as input, written once and carried with the weights.
+
+A clip is ``clip_len`` frames taken every ``frame_stride`` frames, each frame resized to
+``frame_size`` in the decoder, cropped to ``crop_size`` squares and normalised by the named
+``normalization``; a TSN model sees ``num_segments`` such clips per video in training. The training
+data, the checkpoints, the converter, ``artnet test`` / ``predict`` and every registry variant's
+``pretrained_cfg`` share this one object, so inference cannot drift from training (as torchvision's
+``weights.transforms()`` and timm's ``pretrained_cfg``).
+
+    spec = ClipSpec(clip_len=8, crop_size=56)
+    spec.input_shape                      # (3, 8, 56, 56): one clip as the model takes it
+    payload["clip"] = spec.to_dict()      # plain values, for checkpoints and JSON
+    ClipSpec.from_checkpoint(payload)     # also reads checkpoints written before ClipSpec existed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..errors import CheckpointError, InvalidValue
+from .readers import UPSTREAM_FRAME_SIZE
+from .transforms import NORMALIZATIONS
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How clips are cut from a video and normalised for a model (the released recipes by default).
+
+    Args:
+        clip_len: frames per clip (upstream ``new_length``: 16).
+        frame_stride: take every ``frame_stride``-th frame (upstream: 1).
+        frame_size: ``(H, W)`` every frame is resized to when decoded (upstream: 128 x 170).
+        crop_size: side of the square crops the model sees (upstream: 112).
+        normalization: a preset of :data:`artnet.data.transforms.NORMALIZATIONS` (upstream: ``caffe``,
+            BGR 0-255 minus the per-channel means).
+        num_segments: clips per video in training, averaged by the TSN consensus (1: plain clips).
+    """
+
+    clip_len: int = 16
+    frame_stride: int = 1
+    frame_size: tuple[int, int] = UPSTREAM_FRAME_SIZE
+    crop_size: int = 112
+    normalization: str = "caffe"
+    num_segments: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame_size", tuple(self.frame_size))
+        for name in ("clip_len", "frame_stride", "crop_size", "num_segments"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidValue(name, f"must be a positive integer, got {value!r}")
+        if len(self.frame_size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in self.frame_size):
+            raise InvalidValue("frame_size", f"must be two positive integers [H, W], got {list(self.frame_size)}")
+        if self.crop_size > min(self.frame_size):
+            raise InvalidValue("crop_size", f"{self.crop_size} does not fit frames of {self.frame_size[0]} x {self.frame_size[1]} (frame_size)")
+        if self.normalization not in NORMALIZATIONS:
+            raise InvalidValue("normalization", f"must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the model: those of the normalisation's channel order."""
+        return len(NORMALIZATIONS[self.normalization].mean)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """One clip as the model takes it: ``(C, T, H, W)``."""
+        return (self.channels, self.clip_len, self.crop_size, self.crop_size)
+
+    def replace(self, **changes: Any) -> ClipSpec:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples): what checkpoints, JSON and YAML hold."""
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "clip spec") -> ClipSpec:
+        """The spec ``values`` describe; fields it lacks keep their defaults, unknown ones are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CheckpointError(f"{source}: unknown clip field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        try:
+            return cls(**values)
+        except InvalidValue as error:
+            raise CheckpointError(f"{source}: clip {error}") from None
+
+    @classmethod
+    def from_checkpoint(cls, payload: Mapping[str, Any], source: str = "checkpoint") -> ClipSpec:
+        """The spec a checkpoint records: ``clip``, or, written before ClipSpec, ``input`` + ``normalization``."""
+        if "clip" in payload:
+            return cls.from_dict(payload["clip"], source)
+        legacy = dict(payload.get("input") or {})
+        if payload.get("normalization") is not None:
+            legacy["normalization"] = payload["normalization"]
+        return cls.from_dict(legacy, source)
+
+    def differences(self, other: ClipSpec) -> list[str]:
+        """``"name old -> new"`` for each field where ``other`` differs from this spec."""
+        return [
+            f"{f.name} {_show(getattr(self, f.name))} -> {_show(getattr(other, f.name))}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        ]
+
+
+def _show(value: Any) -> str:
+    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)

@@ -1,0 +1,80 @@
+"""ClipSpec: the one description of a model's input, checked once and carried as plain values."""
+
+import dataclasses
+
+import pytest
+
+from artnet.data import ClipSpec, VideoDataset
+from artnet.data.transforms import NORMALIZATIONS
+from artnet.errors import CheckpointError, InvalidValue
+
+
+def test_defaults_are_the_released_recipe():
+    spec = ClipSpec()
+    assert (spec.clip_len, spec.frame_stride, spec.frame_size, spec.crop_size, spec.normalization, spec.num_segments) == (
+        16,
+        1,
+        (128, 170),
+        112,
+        "caffe",
+        1,
+    )
+    assert spec.input_shape == (3, 16, 112, 112)
+
+
+def test_plain_values_round_trip():
+    spec = ClipSpec(clip_len=8, frame_stride=2, frame_size=[64, 85], crop_size=56, normalization="kinetics", num_segments=2)
+    assert spec.frame_size == (64, 85)  # lists from YAML / checkpoints become a tuple
+    assert spec.to_dict()["frame_size"] == [64, 85]
+    assert ClipSpec.from_dict(spec.to_dict()) == spec
+    assert ClipSpec.from_dict({"clip_len": 4}) == ClipSpec(clip_len=4)  # missing fields: the defaults
+
+
+@pytest.mark.parametrize(
+    "values, field, message",
+    [
+        ({"clip_len": 0}, "clip_len", "positive integer"),
+        ({"frame_stride": -1}, "frame_stride", "positive integer"),
+        ({"crop_size": 2.5}, "crop_size", "positive integer"),
+        ({"frame_size": (64,)}, "frame_size", "two positive integers"),
+        ({"crop_size": 200}, "crop_size", "does not fit frames of 128 x 170"),
+        ({"normalization": "imagenet"}, "normalization", "must be one of"),
+    ],
+)
+def test_bad_values_name_their_field(values, field, message):
+    with pytest.raises(InvalidValue, match=message) as error:
+        ClipSpec(**values)
+    assert error.value.field == field
+
+
+def test_unknown_or_bad_recorded_fields_are_checkpoint_errors():
+    with pytest.raises(CheckpointError, match="ckpt.pt: unknown clip field 'fps'"):
+        ClipSpec.from_dict({"fps": 25}, "ckpt.pt")
+    with pytest.raises(CheckpointError, match="ckpt.pt: clip 'clip_len'"):
+        ClipSpec.from_dict({"clip_len": 0}, "ckpt.pt")
+
+
+def test_version_1_checkpoints_kept_it_in_two_places():
+    legacy = {"input": {"clip_len": 8, "frame_stride": 1, "frame_size": [40, 52], "crop_size": 32}, "normalization": "caffe_rgb"}
+    assert ClipSpec.from_checkpoint(legacy) == ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32, normalization="caffe_rgb")
+    assert ClipSpec.from_checkpoint({"clip": ClipSpec(clip_len=4).to_dict()}) == ClipSpec(clip_len=4)
+
+
+def test_differences_name_each_changed_field():
+    assert ClipSpec().differences(ClipSpec(clip_len=8, frame_size=(64, 85), crop_size=56)) == [
+        "clip_len 16 -> 8",
+        "frame_size 128x170 -> 64x85",
+        "crop_size 112 -> 56",
+    ]
+
+
+def test_every_normalization_knows_its_channels():
+    for name, preset in NORMALIZATIONS.items():
+        assert ClipSpec(normalization=name).channels == len(preset.mean)
+
+
+def test_the_fields_are_listed_once():
+    """Other code reads the spec's fields through the dataclass, never by name (the dataset, the config)."""
+    names = [f.name for f in dataclasses.fields(ClipSpec)]
+    assert "clip_len" in names
+    assert not any(name in VideoDataset.__init__.__code__.co_varnames for name in names)

@@ -1,0 +1,57 @@
+"""``predict`` goes the way ``test`` goes: the dataset, DataLoader workers, the acceleration switches."""
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from artnet.data.datasets import VideoDataset
+from artnet.engine.acceleration import Acceleration
+from artnet.engine.predict import predict
+
+
+@pytest.fixture
+def decoding_pids(monkeypatch, tmp_path):
+    """The processes that decode videos, written to a file (DataLoader workers are other processes)."""
+    log = tmp_path / "pids"
+    load = VideoDataset.load
+
+    def logged(self, index, **kwargs):
+        with open(log, "a") as file:
+            file.write(f"{os.getpid()}\n")
+        return load(self, index, **kwargs)
+
+    monkeypatch.setattr(VideoDataset, "load", logged)
+    return lambda: [int(line) for line in log.read_text().split()]
+
+
+def test_a_folder_of_videos_is_decoded_by_workers(synthetic, reference_run, decoding_pids):
+    folder = synthetic.root / synthetic.classes[4].name
+    checkpoint = str(reference_run / "final.pt")
+    with_workers = predict([str(folder)], checkpoint, protocol="1clip", num_workers=2)
+    pids = decoding_pids()
+    assert len(pids) == len(with_workers) == 3 and os.getpid() not in pids
+    in_process = predict([str(folder)], checkpoint, protocol="1clip", num_workers=0)
+    assert [(p.path, p.labels, p.scores) for p in in_process] == [(p.path, p.labels, p.scores) for p in with_workers]
+
+
+def test_the_acceleration_switches_reach_the_model(synthetic, reference_run):
+    seen = []
+
+    def record(module, inputs, output):
+        if isinstance(module, nn.Conv3d):
+            seen.append((output.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last_3d)))
+
+    video = str(synthetic.clips("test")[0][0])
+    checkpoint = str(reference_run / "final.pt")
+    handle = nn.modules.module.register_module_forward_hook(record)
+    try:
+        exact = predict([video], checkpoint, protocol="1clip", num_workers=0)
+        assert seen and all(dtype == torch.float32 and not last for dtype, last in seen)
+        seen.clear()
+        fast = predict([video], checkpoint, protocol="1clip", num_workers=0, accel=Acceleration(precision="bf16", channels_last=True))
+    finally:
+        handle.remove()
+    assert seen and all(dtype == torch.bfloat16 for dtype, _ in seen) and seen[0][1]  # the stem reads a channels_last clip
+    assert fast[0].labels[0] == exact[0].labels[0]
