@@ -155,7 +155,7 @@ class VideoReader(ABC):
 
     @property
     def frame_size(self) -> tuple[int, int]:
-        """(H, W) of the frames :meth:`read` returns."""
+        """(H, W) of the (upright) frames :meth:`read` returns."""
         return self._size
 
     @abstractmethod
@@ -198,7 +198,7 @@ def open_video(
 
     ``size``: ``(H, W)`` every frame is resized to in the decoder (upstream: 128 x 170 regardless of
     aspect ratio), an int to scale the short side to it keeping the aspect ratio, or ``None`` for the
-    source size. ``backend``: ``"auto"`` (a frame folder -> ``frames``; a video -> the fastest measured
+    source size; all of the upright frame (a phone video's rotation applied). ``backend``: ``"auto"`` (a frame folder -> ``frames``; a video -> the fastest measured
     backend, :data:`AUTO_VIDEO_BACKEND`, falling back to PyAV when it cannot decode the file), ``"pyav"``,
     ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``; by default
     the first of :data:`FRAME_PATTERNS` present. ``threads``: decoder threads (1 suits DataLoader workers).
@@ -579,6 +579,7 @@ def _display_orientation(frame, path: str) -> Orientation:
 #: frames compared to learn decord's own turns: a square keeps its shape through them (and decord
 #: mis-shapes frames of some widths, none a multiple of 64)
 _PROBE_SIZE = (64, 64)
+_TURN_MATCH = 8  # mean difference in levels
 
 
 class DecordReader(VideoReader):
@@ -628,7 +629,9 @@ class DecordReader(VideoReader):
             candidate = self._orientation.apply(np.rot90(first, -turns))
             errors[turns] = float(np.abs(candidate.astype(np.int16) - upright_first).mean())
         ranked = sorted(errors, key=errors.get)
-        if errors[ranked[0]] > 8 or errors[ranked[1]] < errors[ranked[0]] + 8:
+        # the right turn matches but for the two decoders' scaling (a few levels); a first frame that looks
+        # the same turned (a flat black one) cannot tell
+        if errors[ranked[0]] > _TURN_MATCH or errors[ranked[1]] < errors[ranked[0]] + _TURN_MATCH:
             raise DataError(f"{self.path}: cannot tell how decord turns this rotated video; use backend 'pyav'")
         return ranked[0]
 
@@ -704,7 +707,7 @@ class FrameFolderReader(VideoReader):
 def _frame_numbering(path: str, names: set[str], patterns: Sequence[str]) -> tuple[str, int]:
     """The first pattern with a frame numbered 0 or 1 in ``names``, and that number."""
     for pattern in patterns:
-        _pattern_parts(pattern)
+        _pattern_parts(pattern)  # a malformed pattern fails here, with its own message
         for first in (0, 1):
             if pattern.format(first) in names:
                 return pattern, first
