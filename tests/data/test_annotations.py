@@ -193,10 +193,10 @@ def test_unknown_kind_and_missing_file(tmp_path):
     "text, message",
     [
         # the short line's number would be taken as a label
-        ("v_a 10 0\nv_b 1\n", r"train\.txt:2: a '<path> <label>' line among '<path> <num_frames> <label>' lines \(as on line 1\)"),
-        ("\nv_a 1\nv_b 10 0\n", r"train\.txt:3: a '<path> <num_frames> <label>' line among '<path> <label>' lines \(as on line 2\)"),
-        ("v_a 10 cat\nv_b 10 1\n", r"train\.txt:2: label 1 is an index, but this file's labels are class names \(as on line 1\)"),
-        ("v_a 10 1\nv_b 10 cat\n", r"train\.txt:2: label 'cat' is a class name, but this file's labels are indices \(as on line 1\)"),
+        ("v_a 10 0\nv_b 1\n", r"train\.txt:2: a '<path> <label>' line among '<path> <num_frames> <label>' lines \(as on line 1"),
+        ("\nv_a 1\nv_b 10 0\n", r"train\.txt:3: a '<path> <num_frames> <label>' line among '<path> <label>' lines .as on line 2"),
+        ("v_a 10 cat\nv_b 10 1\n", r"train\.txt:2: label 1 is an index, but this file's labels are names \(as on line 1\)"),
+        ("v_a 10 1\nv_b 10 cat\n", r"train\.txt:2: label 'cat' is a name, but this file's labels are indices \(as on line 1\)"),
         ("", r"list .*train\.txt: lists no video"),
         ("\n  \n", r"list .*train\.txt: lists no video"),
     ],
@@ -243,14 +243,16 @@ def test_ucf101_list_of_mixed_lines(tmp_path):
     require(UCF)
     splits = tmp_path / "splits"
     shutil.copytree(UCF, splits)
-    (splits / "testlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi 1\n")
+    videos = ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi 1")
+    (splits / "testlist01.txt").write_text("\n".join(videos) + "\n")
     with pytest.raises(DataError, match=r"testlist01\.txt:2: a '<class>/<video> <label>' line among '<class>/<video>' lines"):
         load_ucf101(None, splits_dir=splits, subset="test")
 
 
 def test_kinetics_row_with_more_columns_than_the_header(tmp_path):
-    csv_file = write(tmp_path / "k.csv", "label,youtube_id,time_start,time_end,split\nabseiling,a,0,10,val\nabseiling,b,c,0,10,val\n")
+    header = "label,youtube_id,time_start,time_end,split\n"
+    csv_file = write(tmp_path / "k.csv", header + "abseiling,a,0,10,val\nabseiling,b,c,0,10,val\n")
     with pytest.raises(DataError, match=r"k\.csv:3: expected the header's 5 columns, got 6"):
         load_kinetics(None, csv_file=csv_file)
     with pytest.raises(DataError, match=r"kinetics test .*k\.csv\): lists no video"):
-        load_kinetics(None, csv_file=write(tmp_path / "k.csv", "label,youtube_id,time_start,time_end,split\nabseiling,a,0,10,val\n"), subset="test")
+        load_kinetics(None, csv_file=write(tmp_path / "k.csv", header + "abseiling,a,0,10,val\n"), subset="test")

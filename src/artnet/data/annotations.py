@@ -273,9 +273,9 @@ def load_list(
         if labels_are_names and label_text in label_of:
             label = label_of[label_text]
         elif labels_are_names and is_index:
-            raise DataError(f"{where}: label {label_text} is an index, but this file's labels are class names (as on {first_line})")
+            raise DataError(f"{where}: label {label_text} is an index, but this file's labels are names (as on {first_line})")
         elif not labels_are_names and not is_index:
-            raise DataError(f"{where}: label {label_text!r} is a class name, but this file's labels are indices (as on {first_line})")
+            raise DataError(f"{where}: label {label_text!r} is a name, but this file's labels are indices (as on {first_line})")
         elif is_index:
             label = int(label_text)
             if label < 0 or (class_names is not None and label >= len(class_names)):

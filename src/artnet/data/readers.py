@@ -714,7 +714,8 @@ def _frame_numbering(path: str, names: set[str], patterns: Sequence[str]) -> tup
     for pattern in patterns:
         numbers = _frame_numbers(names, pattern)
         if numbers:
-            raise DataError(f"{path}: the first frame {pattern.format(1)} is missing (the frames start at {pattern.format(numbers[0])})")
+            start = pattern.format(numbers[0])
+            raise DataError(f"{path}: the first frame {pattern.format(1)} is missing (the frames start at {start})")
     raise DataError(f"{path}: no frames named {' / '.join(p.format(1) for p in patterns)}")
 
 
