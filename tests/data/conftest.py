@@ -46,6 +46,54 @@ def encode(path: Path, num_frames=NUM_FRAMES, size=(48, 64), codec="libx264", pi
     return path
 
 
+#: a display rotation as PyAV writes it: (counter-clockwise degrees, mirror left-right, mirror upside down)
+ROTATIONS = [(90, False, False), (180, False, False), (270, False, False), (90, True, False), (0, False, True)]
+
+
+def upright_picture(height=64, width=40) -> np.ndarray:
+    """Red grows to the right, green downwards, a blue top-left corner: each of the eight quarter turns
+    and mirrors gives another picture, and smooth enough to survive a lossy encode or a resize."""
+    y, x = np.mgrid[0:height, 0:width]
+    picture = np.stack([x * 255 // (width - 1), y * 255 // (height - 1), np.zeros_like(x)], axis=-1).astype(np.uint8)
+    picture[: height // 4, : width // 4, 2] = 255
+    return picture
+
+
+def stored_picture(upright: np.ndarray, degrees: int, hflip: bool, vflip: bool) -> np.ndarray:
+    """What a camera stores for ``upright`` with this display rotation: PyAV's ``set_display_rotation``
+    turns by ``degrees`` counter-clockwise, then mirrors, to show it."""
+    picture = upright[::-1] if vflip else upright
+    picture = picture[:, ::-1] if hflip else picture
+    return np.ascontiguousarray(np.rot90(picture, -degrees // 90))
+
+
+def encode_rotated(path: Path, upright: np.ndarray, rotation=(0, False, False), num_frames=4, codec="libx264rgb") -> Path:
+    """A lossless clip (x264 RGB, qp 0) of ``upright`` stored turned, with a display matrix to turn it back."""
+    degrees, hflip, vflip = rotation
+    stored = stored_picture(upright, degrees, hflip, vflip)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.height, stream.width = stored.shape[:2]
+        stream.pix_fmt = "rgb24"
+        stream.codec_context.options = {"qp": "0"}
+        if rotation != (0, False, False):
+            stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
+        for _ in range(num_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def frame_folder(folder: Path, numbers, pattern="img_{:05d}.jpg") -> Path:
+    """A folder of JPEG frames with these numbers; frame ``n`` shows ``level(n)``."""
+    folder.mkdir(parents=True)
+    for number in numbers:
+        Image.fromarray(np.full((48, 64, 3), level(number), np.uint8)).save(folder / pattern.format(number), quality=95)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("videos")

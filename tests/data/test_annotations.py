@@ -5,6 +5,8 @@ import shutil
 import pytest
 
 from artnet.data import (
+    Annotations,
+    VideoRecord,
     hmdb51_classes,
     kinetics400_classes,
     load_annotations,
@@ -182,3 +184,75 @@ def test_unknown_kind_and_missing_file(tmp_path):
         load_annotations("sports1m", root=None)
     with pytest.raises(DataError, match="annotation file not found"):
         load_list(None, list_file=tmp_path / "none.txt")
+
+
+# -- a file holds one line format: a line that breaks it is an error, never read as something else
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # the short line's number would be taken as a label
+        ("v_a 10 0\nv_b 1\n", r"train\.txt:2: a '<path> <label>' line among '<path> <num_frames> <label>' lines \(as on line 1"),
+        ("\nv_a 1\nv_b 10 0\n", r"train\.txt:3: a '<path> <num_frames> <label>' line among '<path> <label>' lines .as on line 2"),
+        ("v_a 10 cat\nv_b 10 1\n", r"train\.txt:2: label 1 is an index, but this file's labels are names \(as on line 1\)"),
+        ("v_a 10 1\nv_b 10 cat\n", r"train\.txt:2: label 'cat' is a name, but this file's labels are indices \(as on line 1\)"),
+        ("", r"list .*train\.txt: lists no video"),
+        ("\n  \n", r"list .*train\.txt: lists no video"),
+    ],
+)
+def test_list_lines_of_another_format(tmp_path, text, message):
+    list_file = write(tmp_path / "train.txt", text)
+    with pytest.raises(DataError, match=message):
+        load_list(None, list_file=list_file, classes=["cat", "dog"])
+
+
+def test_class_name_files_of_one_format(tmp_path):
+    listed = write(tmp_path / "l.txt", "v 1\n")
+    indexed = write(tmp_path / "ind.txt", "2 dog\n1 cat\n")  # UCF101's classInd format: by index, not line order
+    assert load_list(None, list_file=listed, classes=indexed).classes == ["cat", "dog"]
+    for names in (["3 point shot", "air drumming"], ["3 point shot", "4 wheel drive"]):  # one name a line
+        assert load_list(None, list_file=listed, classes=write(tmp_path / "k.txt", "\n".join(names))).classes == names
+    for text, message in [
+        ("1 cat\ndog\n", r"c\.txt:2: expected '<index> <name>' as on line 1, got 'dog'"),
+        ("1 cat\n3 dog\n", r"c\.txt: class indices must run 1\.\.2 without gaps"),
+        ("0 cat\n0 dog\n", r"c\.txt:2: class index 0 is given twice"),
+        ("\n", r"c\.txt: no class names"),
+    ]:
+        with pytest.raises(DataError, match=message):
+            load_list(None, list_file=tmp_path / "l.txt", classes=write(tmp_path / "c.txt", text))
+
+
+def test_a_list_is_written_in_one_format(tmp_path):
+    records = [VideoRecord("a.mp4", 0, 10), VideoRecord("b.mp4", 1)]
+    with pytest.raises(DataError, match="b.mp4: no frame count, unlike other entries"):
+        Annotations(records, ["x", "y"], "test").write_list(tmp_path / "out.txt")
+    assert not (tmp_path / "out.txt").exists()
+    Annotations(records[1:], ["x", "y"], "test").write_list(tmp_path / "out.txt")
+    assert (tmp_path / "out.txt").read_text() == "b.mp4 1\n"
+
+
+def test_hmdb51_class_list_in_the_index_format(tmp_path):
+    require(HMDB)
+    upstream = hmdb51_classes()
+    indexed = write(tmp_path / "classInd.txt", "".join(f"{i + 1} {name}\n" for i, name in enumerate(upstream)))
+    assert load_hmdb51(None, splits_dir=HMDB, class_list=indexed).classes == upstream
+
+
+def test_ucf101_list_of_mixed_lines(tmp_path):
+    require(UCF)
+    splits = tmp_path / "splits"
+    shutil.copytree(UCF, splits)
+    videos = ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi 1")
+    (splits / "testlist01.txt").write_text("\n".join(videos) + "\n")
+    with pytest.raises(DataError, match=r"testlist01\.txt:2: a '<class>/<video> <label>' line among '<class>/<video>' lines"):
+        load_ucf101(None, splits_dir=splits, subset="test")
+
+
+def test_kinetics_row_with_more_columns_than_the_header(tmp_path):
+    header = "label,youtube_id,time_start,time_end,split\n"
+    csv_file = write(tmp_path / "k.csv", header + "abseiling,a,0,10,val\nabseiling,b,c,0,10,val\n")
+    with pytest.raises(DataError, match=r"k\.csv:3: expected the header's 5 columns, got 6"):
+        load_kinetics(None, csv_file=csv_file)
+    with pytest.raises(DataError, match=r"kinetics test .*k\.csv\): lists no video"):
+        load_kinetics(None, csv_file=write(tmp_path / "k.csv", header + "abseiling,a,0,10,val\n"), subset="test")

@@ -145,3 +145,19 @@ def test_caffe_rgb_is_caffe_with_the_channels_swapped():
 
     clip = torch.randint(0, 256, (2, 4, 5, 3), dtype=torch.uint8)
     torch.testing.assert_close(normalize(clip, "caffe_rgb"), normalize(clip, "caffe").flip(0))
+
+
+def test_a_frame_folder_with_a_gap_is_a_bad_sample_never_a_shorter_video(tmp_path, caplog):
+    from .conftest import frame_folder
+
+    gap = frame_folder(tmp_path / "v_gap", [*range(1, 17), *range(18, 33)])
+    good = frame_folder(tmp_path / "v_good", range(1, 33))
+    records = [VideoRecord(str(good), 0), VideoRecord(str(gap), 1)]
+    test = VideoDataset(records, mode="test", num_clips=2, crops="center", frame_size=(48, 64), crop_size=32)
+    with caplog.at_level("WARNING"):
+        assert test[1][0] is None and test[0][0] is not None
+    assert test.bad_indices() == [1]
+    assert any("img_00017.jpg is missing; 15 frame(s) after the gap" in r.getMessage() for r in caplog.records)
+    train = VideoDataset(records, mode="train", frame_size=(48, 64), crop_size=32, max_bad_ratio=0.5)
+    assert train[1][2] == 0  # replaced by the readable video, and counted
+    assert train.bad_samples() == 1

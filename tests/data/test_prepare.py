@@ -110,3 +110,55 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["prepare", str(tmp_path), str(tmp_path / "out"), "--shard", "4/2"]) == 2
     assert main(["check-data", str(tmp_path / "none.txt")]) == 2
     assert "annotation file not found" in capsys.readouterr().err
+
+
+def test_check_data_reports_inputs_that_would_be_misread_naming_each_once(tmp_path, capsys):
+    from PIL import Image
+
+    from .conftest import encode, frame_folder
+
+    root = tmp_path / "data"
+    root.mkdir()
+    encode(root / "good.mp4")
+    frame_folder(root / "v_gap", [*range(1, 8), *range(9, 21)])
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(root / "photo.mp4", format="PNG")
+    (root / "broken.mp4").write_bytes(b"\x00" * 100)
+    listed = root / "list.txt"
+    listed.write_text("good.mp4 36 0\nv_gap 20 0\nphoto.mp4 1 0\nbroken.mp4 10 0\n")
+    assert main(["check-data", str(listed), "--root", str(root), "--clip-len", "8", "--quiet", "--jobs", "1"]) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("unreadable:")]
+    assert len(lines) == 3
+    assert f"unreadable: {root / 'v_gap'}: frame img_00008.jpg is missing; 12 frame(s) after the gap" in lines[2]
+    assert f"unreadable: {root / 'photo.mp4'}: a still image, not a video" in lines[1]
+    for name, line in zip(["broken.mp4", "photo.mp4", "v_gap"], lines):
+        assert line.count(name) == 1, line  # the file is named once
+
+    listed.write_text("good.mp4 36 0\ngood.mp4 0\n")  # the second line's 0 would be taken for a label
+    assert main(["check-data", str(listed), "--root", str(root), "--quiet"]) == 2
+    assert "list.txt:2: a '<path> <label>' line among '<path> <num_frames> <label>' lines" in capsys.readouterr().err
+    listed.write_text("\n")
+    assert main(["check-data", str(listed), "--root", str(root), "--quiet"]) == 2
+    assert "list.txt: lists no video" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rotation", [(90, False, False), (180, False, False), (270, False, False), (90, True, False)])
+def test_prepared_output_of_a_rotated_video_is_upright_and_carries_no_rotation(tmp_path, rotation):
+    import av
+    from av.sidedata.sidedata import Type
+
+    from .conftest import encode_rotated, upright_picture
+
+    upright = upright_picture()
+    source = encode_rotated(tmp_path / "phone.mov", upright, rotation)
+    video, frames = tmp_path / "phone.mp4", tmp_path / "phone"
+    assert convert_video(str(source), str(video), EncodeOptions(size=None)) == 4
+    assert convert_video(str(source), str(frames), EncodeOptions(to="frames", size=None)) == 4
+    with av.open(str(video)) as container:
+        first = next(container.decode(video=0))
+        assert first.side_data.get(Type.DISPLAYMATRIX) is None and (first.height, first.width) == (64, 40)
+        stored = first.to_ndarray(format="rgb24").astype(int)
+    assert np.abs(stored - upright).mean() < 3  # upright in the file itself, through a lossy encode
+    for prepared in (video, frames):
+        with open_video(prepared, size=None) as reader:
+            assert reader.frame_size == (64, 40)
+            assert np.abs(reader.read([3]).astype(int) - upright).mean() < 3, prepared

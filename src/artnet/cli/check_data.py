@@ -10,8 +10,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "check-data",
         help="scan a dataset list for unreadable, short, miscounted or mislabelled videos",
-        description="Open and decode every video of LIST (upstream '<path> <num_frames> <label>' or '<path> <label>'). "
-        "Exits 1 when a video is missing, unreadable, miscounted or mislabelled.",
+        description="Open and decode every video of LIST (upstream '<path> <num_frames> <label>' or '<path> <label>', "
+        "one or the other). Exits 1 when a video is missing, unreadable (a still image, a frame folder with a gap ...), "
+        "miscounted or mislabelled, 2 when LIST itself is malformed or empty.",
     )
     parser.add_argument("list", help="list file")
     parser.add_argument("--root", help="folder the list's paths are relative to (default: the list's folder's parent)")
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     annotations = load_list(root, list_file=args.list, classes=args.classes, max_missing_ratio=1.0)
     report = check_dataset(annotations, clip_len=args.clip_len, decode=not args.quick, jobs=args.jobs, progress=not args.quiet)
     for problem in report.problems:
-        print(f"{problem.kind}: {problem.path}: {problem.detail}")
+        print(problem)
     kinds = SEVERE + ("short",)
     rows = [("videos", report.total)] + [(kind, report.count(kind)) for kind in kinds]
     print()

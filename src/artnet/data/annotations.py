@@ -2,9 +2,12 @@
 
 Formats: Kinetics-400 CSV, UCF101 ``classInd.txt`` + ``{train,test}list0N.txt``, HMDB51
 ``<class>_test_splitN.txt``, and plain lists (upstream ``<path> <num_frames> <label>`` or
-``<path> <label>``). A malformed line fails with ``file:line: what is wrong``; entries whose video
-(file or frame folder) is not under ``root`` are dropped, counted in ``Annotations.missing`` and fail
-the load above ``max_missing_ratio``.
+``<path> <label>``). A malformed line fails with ``file:line: what is wrong``. A file holds one line
+format, set by its first line: a line of another (a ``<path> <label>`` line among ``<path> <num_frames>
+<label>`` lines, a class name among index labels, a CSV row with more or fewer columns than the header)
+fails too, rather than be read as something else. A file that lists no video is an error. Entries
+whose video (file or frame folder) is not under ``root`` are dropped, counted in
+``Annotations.missing`` and fail the load above ``max_missing_ratio``.
 """
 
 from __future__ import annotations
@@ -47,7 +50,14 @@ class Annotations:
         return len(self.records)
 
     def write_list(self, path: str | os.PathLike, relative_to: str | os.PathLike | None = None) -> None:
-        """Write the upstream list format ``<path> <num_frames> <label>`` (``<path> <label>`` without counts)."""
+        """Write the upstream list format ``<path> <num_frames> <label>`` (``<path> <label>`` without counts).
+
+        Every record has a frame count or none has: a list holds one format.
+        """
+        counted = [record.num_frames is not None for record in self.records]
+        if any(counted) and not all(counted):
+            uncounted = self.records[counted.index(False)]
+            raise DataError(f"{uncounted.path}: no frame count, unlike other entries; a list holds one format")
         lines = []
         for record in self.records:
             video = os.path.relpath(record.path, relative_to) if relative_to is not None else record.path
@@ -187,9 +197,9 @@ def load_ucf101(
 
     list_file = splits_dir / f"{subset}list{split:02d}.txt"
     entries = []
+    line_format = _LineFormat({1: "<class>/<video>", 2: "<class>/<video> <label>"})
     for where, fields in _fields(list_file):
-        if len(fields) not in (1, 2):
-            raise DataError(f"{where}: expected '<class>/<video>[ <label>]', got {' '.join(fields)!r}")
+        line_format.check(where, fields)
         video = fields[0]
         folder = video.split("/")[0] if "/" in video else None
         if folder is None:
@@ -226,7 +236,7 @@ def load_hmdb51(
     if subset not in ("train", "test"):
         raise DataError(f"HMDB51 subset must be 'train' or 'test', not {subset!r}")
     if class_list is not None:
-        classes = [fields[0] for _, fields in _fields(Path(class_list))]
+        classes = _class_names(class_list)
     else:
         classes = hmdb51_classes(class_order)
     label_of = {name: i for i, name in enumerate(classes)}
@@ -285,8 +295,8 @@ def load_kinetics(
             where = f"{csv_file}:{reader.line_num}"
             if not row or not "".join(row).strip():
                 continue
-            if len(row) < len(header):
-                raise DataError(f"{where}: expected {len(header)} columns, got {len(row)}")
+            if len(row) != len(header):
+                raise DataError(f"{where}: expected the header's {len(header)} columns, got {len(row)}")
             if wanted_subset is not None and "split" in columns:
                 row_subset = row[columns["split"]].strip()
                 if {"val": "validate"}.get(row_subset, row_subset) != wanted_subset:
@@ -312,25 +322,34 @@ def load_list(
     classes: Sequence[str] | str | os.PathLike | None = None,
     max_missing_ratio: float = 0.0,
 ) -> Annotations:
-    """A list of ``<path> <num_frames> <label>`` (upstream) or ``<path> <label>`` lines.
+    """A list of ``<path> <num_frames> <label>`` (upstream) or ``<path> <label>`` lines, one or the other.
 
     A label is a 0-based index, or a class name when ``classes`` (names, or a file of one name per line /
-    ``<index> <name>`` lines) is given. Without ``classes`` the names are the indices as strings.
+    ``<index> <name>`` lines) is given; the first line decides which for the whole file. Without
+    ``classes`` the names are the indices as strings.
     """
     list_file = Path(list_file)
     class_names = None if classes is None else _class_names(classes)
     label_of = {} if class_names is None else {name: i for i, name in enumerate(class_names)}
     entries = []
+    line_format = _LineFormat({3: "<path> <num_frames> <label>", 2: "<path> <label>"})
+    labels_are_names, first_line = None, ""  # set by the first line
     for where, fields in _fields(list_file):
-        if len(fields) not in (2, 3):
-            raise DataError(f"{where}: expected '<path> <num_frames> <label>' or '<path> <label>', got {len(fields)} fields")
+        line_format.check(where, fields)
         label_text = fields[-1]
-        if label_text.lstrip("-").isdigit():
+        is_index = label_text.lstrip("-").isdigit()
+        if labels_are_names is None:
+            labels_are_names, first_line = not is_index, _line(where)
+        if labels_are_names and label_text in label_of:
+            label = label_of[label_text]
+        elif labels_are_names and is_index:
+            raise DataError(f"{where}: label {label_text} is an index, but this file's labels are names (as on {first_line})")
+        elif not labels_are_names and not is_index:
+            raise DataError(f"{where}: label {label_text!r} is a name, but this file's labels are indices (as on {first_line})")
+        elif is_index:
             label = int(label_text)
             if label < 0 or (class_names is not None and label >= len(class_names)):
                 raise DataError(f"{where}: label {label} is out of range (0..{len(class_names) - 1 if class_names else 'N'})")
-        elif label_text in label_of:
-            label = label_of[label_text]
         else:
             raise DataError(f"{where}: unknown class {label_text!r}")
         num_frames = None
@@ -373,6 +392,8 @@ def load_folders(root: str | os.PathLike, *, classes: Sequence[str] | str | os.P
 
 def _finish(entries, classes, source, root, max_missing_ratio) -> Annotations:
     """Resolve every ``(name, label, num_frames, aliases)`` entry against ``root``; drop and count the missing."""
+    if not entries:
+        raise DataError(f"{source}: lists no video")
     if root is None:
         return Annotations([VideoRecord(name, label, frames) for name, label, frames, _ in entries], list(classes), source)
     paths = resolve_videos(root, [(name, *aliases) for name, _, _, aliases in entries])
@@ -497,13 +518,62 @@ def _fields(path: Path) -> Iterator[tuple[str, list[str]]]:
 
 
 def _class_names(classes: Sequence[str] | str | os.PathLike) -> list[str]:
-    if isinstance(classes, (str, os.PathLike)):
-        names = []
-        for where, fields in _fields(Path(classes)):
-            # one name per line, or UCF101's '<index> <name>'; names may hold spaces (Kinetics)
-            names.append(" ".join(fields[1:]) if len(fields) > 1 and fields[0].isdigit() else " ".join(fields))
-        return names
-    return list(classes)
+    """Names as given, or read from a file of one name per line or of UCF101's ``<index> <name>`` lines.
+
+    Names may hold spaces (Kinetics), even a leading number. The file is indexed when its indices are
+    those of every line, 0..N-1 or 1..N in any order, or when its first line is ``0 <name>`` or
+    ``1 <name>``: then a line that breaks the numbering is an error. Indexed names are in index order.
+    """
+    if not isinstance(classes, (str, os.PathLike)):
+        return list(classes)
+    path = Path(classes)
+    lines = list(_fields(path))
+    if not lines:
+        raise DataError(f"{path}: no class names")
+
+    def indexed(fields: list[str]) -> bool:
+        return len(fields) > 1 and fields[0].isdigit()
+
+    numbers = sorted(int(fields[0]) for _, fields in lines if indexed(fields))
+    numbered = numbers in (list(range(len(lines))), list(range(1, len(lines) + 1)))
+    if not numbered and not (indexed(lines[0][1]) and int(lines[0][1][0]) in (0, 1)):
+        return [" ".join(fields) for _, fields in lines]
+    by_index: dict[int, str] = {}
+    for where, fields in lines:
+        if not indexed(fields):
+            raise DataError(f"{where}: expected '<index> <name>' as on {_line(lines[0][0])}, got {' '.join(fields)!r}")
+        if int(fields[0]) in by_index:
+            raise DataError(f"{where}: class index {fields[0]} is given twice")
+        by_index[int(fields[0])] = " ".join(fields[1:])
+    first = 0 if 0 in by_index else 1
+    if sorted(by_index) != list(range(first, first + len(by_index))):
+        raise DataError(f"{path}: class indices must run {first}..{first + len(by_index) - 1} without gaps")
+    return [by_index[i] for i in sorted(by_index)]
+
+
+class _LineFormat:
+    """The line format of a whitespace-separated file: its first line picks one of ``formats`` (field
+    count -> description), and every other line must have the same."""
+
+    def __init__(self, formats: dict[int, str]):
+        self.formats, self.fields, self.first_line = formats, None, ""
+
+    def check(self, where: str, fields: list[str]) -> None:
+        if len(fields) not in self.formats:
+            expected = " or ".join(repr(f) for f in self.formats.values())
+            raise DataError(f"{where}: expected {expected}, got {len(fields)} fields")
+        if self.fields is None:
+            self.fields, self.first_line = len(fields), _line(where)
+        elif len(fields) != self.fields:
+            raise DataError(
+                f"{where}: a {self.formats[len(fields)]!r} line among {self.formats[self.fields]!r} lines"
+                f" (as on {self.first_line}); a file holds one format"
+            )
+
+
+def _line(where: str) -> str:
+    """``line N`` of a ``file:N`` location."""
+    return "line " + where.rsplit(":", 1)[1]
 
 
 def _package_names(filename: str) -> list[str]:

@@ -21,7 +21,13 @@ SEVERE = ("missing", "unreadable", "miscounted", "mislabelled")
 class Problem:
     kind: str  # missing | unreadable | miscounted | mislabelled | short
     path: str
-    detail: str
+    detail: str  # a reader's error names the path (or a file in it) itself
+
+    def __str__(self) -> str:
+        """``kind: path: detail``, naming the path once."""
+        if self.detail.startswith((f"{self.path}: ", f"{self.path.rstrip(os.sep)}{os.sep}")):
+            return f"{self.kind}: {self.detail}"
+        return f"{self.kind}: {self.path}: {self.detail}"
 
 
 @dataclass
@@ -34,7 +40,8 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return not any(p.kind in SEVERE for p in self.problems)
+        """Every video there and usable; an empty dataset is not OK."""
+        return self.total > 0 and not any(p.kind in SEVERE for p in self.problems)
 
 
 def check_dataset(annotations: Annotations, *, clip_len: int = 16, decode: bool = True, jobs: int = 1, progress: bool = False) -> CheckReport:

@@ -9,7 +9,10 @@
 Each output is written under a temporary name and renamed when complete, so a run can be stopped and
 started again: finished videos are skipped. ``shard=(i, n)`` converts every n-th video from the i-th,
 so n machines can share a dataset. Frame i of the output is frame i the decoder gives for the source
-(see :mod:`artnet.data.readers`), so frame indices, counts and lists carry over.
+(see :mod:`artnet.data.readers`), so frame indices, counts and lists carry over. Frames are written as
+the reader delivers them, upright: a phone video's rotation is applied once, and the output carries no
+rotation flag to be applied again. What a reader refuses (a still image under a video name ...) fails
+that video, named in the report.
 """
 
 from __future__ import annotations
@@ -112,7 +115,8 @@ def prepare_videos(
 
 
 def convert_video(source: str, target: str, options: EncodeOptions = EncodeOptions()) -> int:
-    """Convert one video (atomically: a temporary name, renamed when complete); returns its frame count."""
+    """Convert one video (atomically: a temporary name, renamed when complete), upright and without a
+    display matrix; returns its frame count."""
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
     partial = target_path.with_name(f".{target_path.name}.partial-{uuid.uuid4().hex[:8]}")

@@ -1,4 +1,4 @@
-"""Decoders: frame indices -> uint8 RGB frames ``(n, H, W, 3)``, resized in the decoder.
+"""Decoders: frame indices -> uint8 RGB frames ``(n, H, W, 3)``, upright, resized in the decoder.
 
 Backends: PyAV (the default; FFmpeg), decord (optional extra) and folders of extracted JPEG frames.
 A reader decides nothing about which frames: it reads the indices it is given, decoding only what
@@ -7,14 +7,29 @@ they need, and one ``read`` of many clips decodes the video once.
 Frame ``i`` is the ``i``-th frame the decoder outputs (display order): what frame extraction writes
 as ``img_{i+1:05d}.jpg``. ``num_frames`` counts decodable frames, not the container's claim; the
 HMDB51 AVIs, for one, declare a frame more than they hold.
+
+What a reader refuses or corrects rather than misread (a :class:`DataError` naming the file):
+- Frames are upright in every backend: a video's display matrix (phone videos: rotation 90 / 180 /
+  270, sometimes mirrored) and a JPEG frame's EXIF orientation are applied, and ``frame_size`` and the
+  ``size`` option are those of the upright frame. A rotation that is not a quarter turn is applied to
+  the nearest quarter turn, with a warning.
+- A file whose only picture is a still image is not a video: an image under a video name (JPEG, PNG,
+  WebP, BMP, a one-frame GIF ...), audio with cover art, a video stream or a frame folder of a single
+  frame. A video needs two frames at least: one frame shows no motion, and a prediction on it would be
+  a guess. (An animated GIF is a video.)
+- A frame folder is numbered from 1 (or from 0) without gaps: a missing first frame or a gap in the
+  numbering is an error naming the missing file, never a shorter video.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import math
 import os
+import string
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Sequence, Union
 
 import numpy as np
@@ -27,7 +42,7 @@ Size = Union[tuple[int, int], int, None]
 
 #: the frame working size of every released recipe: (H, W) = 128 x 170
 UPSTREAM_FRAME_SIZE = (128, 170)
-#: frame-folder names tried in this order when no pattern is given (all 1-indexed)
+#: frame-folder names tried in this order when no pattern is given (numbered from 1, or from 0)
 FRAME_PATTERNS = ("img_{:05d}.jpg", "image_{:05d}.jpg", "image_{:06d}.jpg")
 BACKENDS = ("auto", "pyav", "decord", "frames")
 #: the video backend ``auto`` tries first. PyAV: in benchmarks/data_speed.py it reads prepared short-GOP
@@ -43,6 +58,85 @@ GUESSED_TIMESTAMP_FORMATS = frozenset({"avi"})
 JPEG_DECODER = "auto"
 #: a video that decodes fewer frames than its header declares by more than this is truncated
 TRUNCATION_TOLERANCE = (2, 0.02)  # frames, fraction
+#: FFmpeg demuxers of single images (a still renamed to .mp4 opens with one of these); ``*_pipe`` too
+IMAGE_FORMATS = frozenset({"image2", "gif", "webp", "apng"})
+#: a display matrix further than this from a quarter turn gets a warning (FFmpeg's own tolerance)
+ROTATION_TOLERANCE = 1.0  # degrees
+EXIF_ORIENTATION_TAG = 0x0112
+#: EXIF orientation -> (transpose, flip rows, flip columns) that makes the image upright (1: already is)
+EXIF_ORIENTATIONS = {
+    2: (False, False, True),
+    3: (False, True, True),
+    4: (False, True, False),
+    5: (True, False, False),
+    6: (True, False, True),
+    7: (True, True, True),
+    8: (True, True, False),
+}
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How stored frames are turned upright: transpose (rows <-> columns), then mirror rows / columns.
+
+    The eight combinations are the quarter turns with or without a mirror. Videos carry it as a display
+    matrix (phone videos), JPEG frames as an EXIF orientation.
+    """
+
+    transpose: bool = False
+    flip_rows: bool = False  # upside down
+    flip_cols: bool = False  # left <-> right
+
+    @classmethod
+    def from_display_matrix(cls, matrix: Sequence[int], path: str) -> Orientation:
+        """FFmpeg's ``AV_PKT_DATA_DISPLAYMATRIX`` (9 int32, 16.16 fixed point): a point ``(x, y)`` of the
+        stored frame (y down) is shown at ``(a x + c y, b x + d y)``. Anything but a quarter turn or a
+        mirror is turned by the nearest quarter turn (warning once per file)."""
+        a, b, _, c, d = (float(value) / 65536 for value in matrix[:5])
+        if a * d - b * c == 0:
+            _warn_once(path, f"{path}: its display matrix is singular; frames are used as stored")
+            return cls()
+        transpose = abs(b) + abs(c) > abs(a) + abs(d)
+        on_axis, off_axis = (abs(b) + abs(c), abs(a) + abs(d)) if transpose else (abs(a) + abs(d), abs(b) + abs(c))
+        if math.degrees(math.atan2(off_axis, on_axis)) > ROTATION_TOLERANCE:
+            angle = -math.degrees(math.atan2(b, a))  # counter-clockwise, as FFmpeg reports it
+            _warn_once(path, f"{path}: the display matrix turns by {angle:.1f} degrees; frames get the nearest quarter turn")
+        if transpose:  # shown at (c y, b x): transposed, then mirrored where c or b is negative
+            return cls(True, flip_rows=b < 0, flip_cols=c < 0)
+        return cls(False, flip_rows=d < 0, flip_cols=a < 0)
+
+    @classmethod
+    def from_exif(cls, value: int) -> Orientation:
+        """EXIF orientation 1..8 (how the stored rows and columns lie); anything else is upright."""
+        return cls(*EXIF_ORIENTATIONS.get(value, (False, False, False)))
+
+    @property
+    def upright(self) -> bool:
+        return not (self.transpose or self.flip_rows or self.flip_cols)
+
+    def swap(self, height: int, width: int) -> tuple[int, int]:
+        """The stored size of an upright ``(height, width)`` frame, and the other way round."""
+        return (width, height) if self.transpose else (height, width)
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Stored frames ``(..., H, W, C)`` -> upright (a view: copy it where memory order matters)."""
+        if self.transpose:
+            frames = frames.swapaxes(-3, -2)
+        if self.flip_rows:
+            frames = frames[..., ::-1, :, :]
+        if self.flip_cols:
+            frames = frames[..., ::-1, :]
+        return frames
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Log a warning about a file once per process (a video is opened again for every clip)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning("%s", message)
 
 
 class VideoReader(ABC):
@@ -61,7 +155,7 @@ class VideoReader(ABC):
 
     @property
     def frame_size(self) -> tuple[int, int]:
-        """(H, W) of the frames :meth:`read` returns."""
+        """(H, W) of the (upright) frames :meth:`read` returns."""
         return self._size
 
     @abstractmethod
@@ -104,7 +198,7 @@ def open_video(
 
     ``size``: ``(H, W)`` every frame is resized to in the decoder (upstream: 128 x 170 regardless of
     aspect ratio), an int to scale the short side to it keeping the aspect ratio, or ``None`` for the
-    source size. ``backend``: ``"auto"`` (a frame folder -> ``frames``; a video -> the fastest measured
+    source size; all of the upright frame (a phone video's rotation applied). ``backend``: ``"auto"`` (a frame folder -> ``frames``; a video -> the fastest measured
     backend, :data:`AUTO_VIDEO_BACKEND`, falling back to PyAV when it cannot decode the file), ``"pyav"``,
     ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``; by default
     the first of :data:`FRAME_PATTERNS` present. ``threads``: decoder threads (1 suits DataLoader workers).
@@ -200,6 +294,10 @@ class PyAVReader(VideoReader):
     mapped to indices by their timestamps; where the container has no real timestamps (AVI) and the
     first frames come out of order, or the decoder ever disagrees with the index, the reader counts and
     reads frames sequentially from the start instead, which is always right.
+
+    The display matrix travels with decoded frames, so the orientation (and with it ``frame_size``) is
+    learnt from the first frame decoded: reading costs nothing more, and ``frame_size`` asked before
+    any read decodes the first frame.
     """
 
     backend = "pyav"
@@ -215,16 +313,15 @@ class PyAVReader(VideoReader):
         except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
             raise DataError(f"{path}: cannot open as a video ({_reason(error)})") from None
         try:
-            streams = self._container.streams.video
-            if not streams:
-                raise DataError(f"{path}: no video stream")
-            self._stream = streams[0]
+            self._stream = self._moving_picture_stream()
             context = self._stream.codec_context
             context.thread_count = threads
             context.thread_type = "SLICE" if threads > 1 else "NONE"
             if not context.width or not context.height:
                 raise DataError(f"{path}: the video stream has no frame size (unsupported or broken codec)")
-            self._size = output_size(context.height, context.width, size)
+            self._stored_size = (context.height, context.width)
+            self._requested_size = size
+            self._orientation: Orientation | None = None  # learnt from the first decoded frame
             self._reformatter = _shared_reformatter(VideoReformatter)
             self._index_packets()
             self._sequential = self._needs_sequential()
@@ -240,6 +337,22 @@ class PyAVReader(VideoReader):
         """The container's frame count (0 where it has none): for reports, never for sampling."""
         return self._declared
 
+    @property
+    def orientation(self) -> Orientation:
+        """How stored frames are turned upright (the display matrix)."""
+        if self._orientation is None:
+            self._orient(self._first_frame())
+        return self._orientation
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self._size if self._orientation is not None else self._orient(self._first_frame())
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(H, W) of the upright frames before resizing."""
+        return self.orientation.swap(*self._stored_size)
+
     def read(self, indices) -> np.ndarray:
         indices = self._checked(indices)
         wanted = np.unique(indices)
@@ -254,7 +367,7 @@ class PyAVReader(VideoReader):
             wanted = np.minimum(wanted, self._num_frames - 1)
             frames = self._decode_sequential(np.unique(wanted))
             indices = np.minimum(indices, self._num_frames - 1)
-        out = np.empty((len(indices), *self._size, 3), dtype=np.uint8)
+        out = np.empty((len(indices), *self.frame_size, 3), dtype=np.uint8)
         for row, index in enumerate(indices):
             out[row] = frames[int(index)]
         return out
@@ -277,7 +390,19 @@ class PyAVReader(VideoReader):
             container.close()
             self._container = None
 
-    # -- index
+    # -- streams and index
+    def _moving_picture_stream(self):
+        """The first video stream that is not an attached picture (the cover art of a music file)."""
+        from av.stream import Disposition
+
+        streams = self._container.streams.video
+        if not streams:
+            raise DataError(f"{self.path}: no video stream")
+        moving = [stream for stream in streams if not stream.disposition & Disposition.attached_pic]
+        if not moving:
+            raise DataError(f"{self.path}: no video, only a still picture attached to it (cover art)")
+        return moving[0]
+
     def _index_packets(self) -> None:
         self._declared = max(int(self._stream.frames or 0), 0)
         pts, keys, timestamped = [], [], True
@@ -300,6 +425,7 @@ class PyAVReader(VideoReader):
         self._num_frames = len(self._pts)
         if self._num_frames == 0 and timestamped:
             raise DataError(f"{self.path}: the video stream holds no frames")
+        self._refuse_single_frame(self._num_frames)
         self._check_truncation(self._num_frames)
 
     def _needs_sequential(self) -> bool:
@@ -325,8 +451,18 @@ class PyAVReader(VideoReader):
         count = sum(1 for _ in self._frames())
         if count == 0:
             raise DataError(f"{self.path}: no decodable frames")
+        self._refuse_single_frame(count)
         self._check_truncation(count)
         self._num_frames = count
+
+    def _refuse_single_frame(self, count: int) -> None:
+        """A still image is not a video, whatever its file name says (see the module doc)."""
+        if count != 1:
+            return
+        demuxer = self._container.format.name.split(",")[0]
+        if demuxer in IMAGE_FORMATS or demuxer.endswith("_pipe"):
+            raise DataError(f"{self.path}: a still image, not a video (FFmpeg reads it as {demuxer})")
+        raise DataError(f"{self.path}: a single frame, not a video (a still picture shows no motion)")
 
     def _check_truncation(self, count: int) -> None:
         frames, fraction = TRUNCATION_TOLERANCE
@@ -353,10 +489,25 @@ class PyAVReader(VideoReader):
         except self._av.FFmpegError as error:
             raise DataError(f"{self.path}: cannot seek ({_reason(error)})") from None
 
+    def _first_frame(self):
+        self._seek_to_start()
+        for frame in self._frames():
+            return frame
+        raise DataError(f"{self.path}: no decodable frames")
+
+    def _orient(self, frame) -> tuple[int, int]:
+        """Take the orientation from a decoded frame's display matrix; the output size follows it."""
+        self._orientation = _display_orientation(frame, self.path)
+        self._size = output_size(*self.source_size, self._requested_size)
+        return self._size
+
     def _convert(self, frame) -> np.ndarray:
-        height, width = self._size
+        if self._orientation is None:
+            self._orient(frame)
+        height, width = self._orientation.swap(*self._size)  # resized as stored, then turned upright
         converted = self._reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=1)
-        return converted.to_ndarray()
+        array = converted.to_ndarray()
+        return array if self._orientation.upright else np.ascontiguousarray(self._orientation.apply(array))
 
     def _keyframe_before(self, index: int) -> int:
         position = bisect.bisect_right(self._key_indices, index) - 1
@@ -411,13 +562,35 @@ class PyAVReader(VideoReader):
         return frames
 
 
+def _display_orientation(frame, path: str) -> Orientation:
+    """The orientation a decoded frame's display matrix asks for (upright when it has none)."""
+    from av.sidedata.sidedata import Type
+
+    matrix = frame.side_data.get(Type.DISPLAYMATRIX)
+    if matrix is None:
+        return Orientation()
+    return Orientation.from_display_matrix(np.frombuffer(bytes(matrix), dtype=np.int32), path)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # decord
 
 
+#: frames compared to learn decord's own turns: a square keeps its shape through them (and decord
+#: mis-shapes frames of some widths, none a multiple of 64)
+_PROBE_SIZE = (64, 64)
+_TURN_MATCH = 8  # mean difference in levels
+
+
 class DecordReader(VideoReader):
     """decord's ``VideoReader`` (resizes in its FFmpeg decoder). It counts frames from the container's
-    packet index, so ``open_video(backend="auto")`` uses it only for containers with real timestamps."""
+    packet index, so ``open_video(backend="auto")`` uses it only for containers with real timestamps.
+
+    Opening probes the file with PyAV first, for the same refusals (a still image is no video) and for
+    the orientation. decord turns some rotated videos itself (the quarter turns of an MP4's display matrix,
+    never a mirror, not Matroska's), so for a rotated video the reader compares decord's first frame with
+    PyAV's to learn which quarter turn decord gave, and does the rest.
+    """
 
     backend = "decord"
 
@@ -427,29 +600,54 @@ class DecordReader(VideoReader):
         except ImportError:
             raise DataError("backend 'decord' needs the decord package: pip install 'artnet[decord]'") from None
         self.path = path
+        with PyAVReader(path, size=_PROBE_SIZE) as probe:
+            self._orientation = probe.orientation
+            self._size = output_size(*probe.source_size, size)
+            upright_first = None if self._orientation.upright else probe.read([0])[0]
         try:
-            if isinstance(size, tuple):
-                self._size = output_size(0, 0, size)
-            else:
-                probe = decord.VideoReader(path, num_threads=threads)
-                height, width = probe[0].shape[:2]
-                del probe
-                self._size = output_size(height, width, size)
-            self._reader = decord.VideoReader(path, width=self._size[1], height=self._size[0], num_threads=threads)
+            self._turns = 0 if upright_first is None else self._decord_turns(decord, upright_first, threads)
+            height, width = self._decoded_size
+            self._reader = decord.VideoReader(path, width=width, height=height, num_threads=threads)
             self._num_frames = len(self._reader)
         except (decord.DECORDError, RuntimeError, IndexError) as error:
             raise DataError(f"{path}: decord cannot read it ({_reason(error)})") from None
         if self._num_frames == 0:
             raise DataError(f"{path}: no frames")
 
+    @property
+    def _decoded_size(self) -> tuple[int, int]:
+        """The size decord must output: the upright size before decord's own and our remaining turns."""
+        height, width = self._size
+        return (width, height) if self._orientation.transpose != (self._turns % 2 == 1) else (height, width)
+
+    def _decord_turns(self, decord, upright_first: np.ndarray, threads: int) -> int:
+        """Quarter turns (counter-clockwise) decord applies by itself, found on the first frame."""
+        height, width = _PROBE_SIZE
+        first = decord.VideoReader(self.path, width=width, height=height, num_threads=threads)[0].asnumpy()
+        errors = {}
+        for turns in range(4):
+            candidate = self._orientation.apply(np.rot90(first, -turns))
+            errors[turns] = float(np.abs(candidate.astype(np.int16) - upright_first).mean())
+        ranked = sorted(errors, key=errors.get)
+        # the right turn matches but for the two decoders' scaling (a few levels); a first frame that looks
+        # the same turned (a flat black one) cannot tell
+        if errors[ranked[0]] > _TURN_MATCH or errors[ranked[1]] < errors[ranked[0]] + _TURN_MATCH:
+            raise DataError(f"{self.path}: cannot tell how decord turns this rotated video; use backend 'pyav'")
+        return ranked[0]
+
     def read(self, indices) -> np.ndarray:
         import decord
 
         indices = self._checked(indices)
         try:
-            return self._reader.get_batch(indices.tolist()).asnumpy()
+            frames = self._reader.get_batch(indices.tolist()).asnumpy()
         except (decord.DECORDError, RuntimeError) as error:
             raise DataError(f"{self.path}: decord failed to decode ({_reason(error)})") from None
+        if frames.shape[1:] != (*self._decoded_size, 3):  # decord mis-shapes frames of some widths
+            raise DataError(f"{self.path}: decord gave frames of shape {frames.shape[1:]}, not {(*self._decoded_size, 3)}")
+        if self._orientation.upright and not self._turns:
+            return frames
+        return np.ascontiguousarray(self._orientation.apply(np.rot90(frames, -self._turns, axes=(1, 2))))
 
     def close(self) -> None:
         self._reader = None
@@ -460,10 +658,13 @@ class DecordReader(VideoReader):
 
 
 class FrameFolderReader(VideoReader):
-    """A folder of extracted frames ``img_00001.jpg`` ... (1-indexed, as TSN / ARTNet store them).
+    """A folder of extracted frames ``img_00001.jpg`` ... (numbered from 1 as TSN / ARTNet store them, or
+    from 0), turned upright by their EXIF orientation.
 
-    ``num_frames`` is the unbroken run of frames from number 1. JPEGs are decoded with libjpeg-turbo
-    through ``torchvision.io.decode_jpeg`` when torchvision is installed (faster than Pillow), else Pillow.
+    The frames must run without a gap: a missing frame is an error naming it, never a shorter video. The
+    folder is listed once per open; the numbering is checked in full only when the files that look like
+    frames outnumber the unbroken run. JPEGs are decoded with libjpeg-turbo through
+    ``torchvision.io.decode_jpeg`` when torchvision is installed (faster than Pillow), else Pillow.
     """
 
     backend = "frames"
@@ -474,29 +675,23 @@ class FrameFolderReader(VideoReader):
             names = set(os.listdir(path))
         except OSError as error:
             raise DataError(f"{path}: cannot list the frame folder ({_reason(error)})") from None
-        patterns = (pattern,) if pattern else FRAME_PATTERNS
-        for candidate in patterns:
-            try:
-                first = candidate.format(1)
-            except (IndexError, KeyError, ValueError):
-                raise DataError(f"frame pattern {candidate!r} must hold one '{{}}' field for the frame number") from None
-            if first in names:
-                self._pattern = candidate
-                break
-        else:
-            raise DataError(f"{path}: no frames named {' / '.join(p.format(1) for p in patterns)}")
+        self._pattern, self._first_number = _frame_numbering(path, names, (pattern,) if pattern else FRAME_PATTERNS)
         count = 1
-        while self._pattern.format(count + 1) in names:  # noqa: SIM113
+        while self._pattern.format(self._first_number + count) in names:
             count += 1
+        _check_no_gap(path, names, self._pattern, self._first_number, count)
+        if count == 1:
+            raise DataError(f"{path}: a single frame, not a video (a still picture shows no motion)")
         self._num_frames = count
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(self._file(0)) as image:  # reads the header only
+            with Image.open(self._file(0)) as image:  # reads the header (and EXIF) only
                 width, height = image.size
-        except (OSError, UnidentifiedImageError) as error:
+                orientation = Orientation.from_exif(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
+        except (OSError, UnidentifiedImageError, SyntaxError) as error:
             raise DataError(f"{self._file(0)}: cannot decode the image ({_reason(error)})") from None
-        self._size = output_size(height, width, size)
+        self._size = output_size(*orientation.swap(height, width), size)
 
     def read(self, indices) -> np.ndarray:
         indices = self._checked(indices)
@@ -506,11 +701,66 @@ class FrameFolderReader(VideoReader):
         return frames[inverse]
 
     def _file(self, index: int) -> str:
-        return os.path.join(self.path, self._pattern.format(index + 1))
+        return os.path.join(self.path, self._pattern.format(self._first_number + index))
+
+
+def _frame_numbering(path: str, names: set[str], patterns: Sequence[str]) -> tuple[str, int]:
+    """The first pattern with a frame numbered 0 or 1 in ``names``, and that number."""
+    for pattern in patterns:
+        _pattern_parts(pattern)  # a malformed pattern fails here, with its own message
+        for first in (0, 1):
+            if pattern.format(first) in names:
+                return pattern, first
+    for pattern in patterns:
+        numbers = _frame_numbers(names, pattern)
+        if numbers:
+            start = pattern.format(numbers[0])
+            raise DataError(f"{path}: the first frame {pattern.format(1)} is missing (the frames start at {start})")
+    raise DataError(f"{path}: no frames named {' / '.join(p.format(1) for p in patterns)}")
+
+
+def _check_no_gap(path: str, names: set[str], pattern: str, first: int, count: int) -> None:
+    """An error when a frame is numbered past the unbroken run of ``count`` frames from ``first``."""
+    prefix, suffix = _pattern_parts(pattern)
+    if sum(1 for name in names if name.startswith(prefix) and name.endswith(suffix)) <= count:
+        return  # the common case, without parsing a name: no more files look like frames than the run holds
+    missing = first + count
+    beyond = [number for number in _frame_numbers(names, pattern) if number > missing]
+    if beyond:
+        raise DataError(
+            f"{path}: frame {pattern.format(missing)} is missing; {len(beyond)} frame(s) after the gap, up to"
+            f" {pattern.format(beyond[-1])}, would be lost"
+        )
+
+
+def _frame_numbers(names: set[str], pattern: str) -> list[int]:
+    """Sorted numbers of the files in ``names`` that ``pattern`` names exactly."""
+    prefix, suffix = _pattern_parts(pattern)
+    numbers = []
+    for name in names:
+        digits = name[len(prefix) : len(name) - len(suffix)]
+        if name.startswith(prefix) and name.endswith(suffix) and digits.isdigit() and pattern.format(int(digits)) == name:
+            numbers.append(int(digits))
+    return sorted(numbers)
+
+
+def _pattern_parts(pattern: str) -> tuple[str, str]:
+    """The text before and after the one number field of a frame pattern such as ``img_{:05d}.jpg``."""
+    try:
+        parts = list(string.Formatter().parse(pattern))
+        fields = [i for i, part in enumerate(parts) if part[1] is not None]
+        if len(fields) != 1 or parts[fields[0]][1] not in ("", "0"):
+            raise ValueError
+        pattern.format(1)
+    except (IndexError, KeyError, ValueError):
+        raise DataError(f"frame pattern {pattern!r} must hold one '{{}}' field for the frame number") from None
+    field = fields[0]  # each part is (text before a field, the field, ...): the number follows parts[field]'s text
+    return "".join(part[0] for part in parts[: field + 1]), "".join(part[0] for part in parts[field + 1 :])
 
 
 def _decode_images(files: list[str]) -> list[np.ndarray]:
-    """uint8 RGB ``(H, W, 3)`` arrays; a missing or corrupt image raises DataError naming it."""
+    """uint8 RGB ``(H, W, 3)`` arrays, upright by their EXIF orientation; a missing or corrupt image raises
+    DataError naming it."""
     if JPEG_DECODER == "auto" and _torchvision_jpeg() and all(f.lower().endswith((".jpg", ".jpeg")) for f in files):
         import warnings
 
@@ -529,17 +779,17 @@ def _decode_images(files: list[str]) -> list[np.ndarray]:
                 # torchvision 0.29 deprecates its image decoders for TorchCodec's; still libjpeg-turbo, and
                 # 1.3x faster than Pillow here (benchmarks/data_speed.py)
                 warnings.simplefilter("ignore", DeprecationWarning)
-                decoded = decode_jpeg(datas, mode=ImageReadMode.RGB)
+                decoded = decode_jpeg(datas, mode=ImageReadMode.RGB, apply_exif_orientation=True)
             return [image.permute(1, 2, 0).numpy() for image in decoded]
         except RuntimeError:
             pass  # find which one is corrupt below, with Pillow's message
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     images = []
     for name in files:
         try:
             with Image.open(name) as image:
-                images.append(np.asarray(image.convert("RGB")))
+                images.append(np.asarray(ImageOps.exif_transpose(image).convert("RGB")))
         except (OSError, UnidentifiedImageError, SyntaxError) as error:
             raise DataError(f"{name}: cannot decode the image ({_reason(error)})") from None
     return images
@@ -581,5 +831,7 @@ _TORCHVISION: bool | None = None
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
+    """The first line of an error's message, without the file name OSError and FFmpegError add (the
+    messages built on it name the file already)."""
+    text = (getattr(error, "strerror", None) or str(error)).strip().splitlines()
     return text[0] if text else type(error).__name__
