@@ -33,7 +33,8 @@ def moving_texture(motion=MOTION, num_frames=NUM_FRAMES, size=SIZE, seed=0) -> n
     canvas = F.interpolate(noise, size=(height + 2 * margin, width + 2 * margin), mode="bicubic", align_corners=False)[0, 0]
     canvas = ((canvas - canvas.min()) / (canvas.max() - canvas.min()) * 255).round().to(torch.uint8).numpy()
     dx, dy = motion
-    frames = [canvas[margin - dy * t : margin - dy * t + height, margin - dx * t : margin - dx * t + width] for t in range(num_frames)]
+    tops, lefts = (margin - dy * t for t in range(num_frames)), (margin - dx * t for t in range(num_frames))
+    frames = [canvas[top : top + height, left : left + width] for top, left in zip(tops, lefts)]
     return np.repeat(np.stack(frames)[..., None], 3, axis=-1)
 
 
@@ -42,6 +43,10 @@ def moving_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("moving") / "moving.mp4"
     encode_video(path, moving_texture(), fps=25, crf=10)  # a real H.264 file, near lossless
     return path
+
+
+def interior(flow: np.ndarray) -> np.ndarray:
+    return flow[:, BORDER:-BORDER, BORDER:-BORDER]
 
 
 def write_flow_folder_by_hand(folder, num_frames, patterns=("x_{:05d}.jpg", "y_{:05d}.jpg"), size=SIZE):
@@ -75,7 +80,7 @@ def test_extraction_recovers_a_known_translation(moving_video, tmp_path, method,
         assert isinstance(reader, FlowFolderReader)
         assert (reader.num_frames, reader.frame_size) == (NUM_FRAMES - 1, SIZE)
         flow = dequantize_flow(reader.read(range(reader.num_frames)))
-    inner = flow[:, BORDER:-BORDER, BORDER:-BORDER]
+    inner = interior(flow)
     np.testing.assert_allclose(np.median(inner, axis=(0, 1, 2)), MOTION, atol=0.25)
     error = np.abs(inner - np.array(MOTION, np.float32)).max(axis=-1)
     assert (error < 1).mean() >= within_a_pixel
@@ -120,7 +125,8 @@ def upstream_c3d_flow_stack_oversample(flow_stack, crop_dims):
     (10, T, h, w, 2); the mirrored five have x = 255 - x."""
     height, width = flow_stack.shape[1:]
     crop_h, crop_w = crop_dims
-    corners = [(i, j) for i in (0, height - crop_h) for j in (0, width - crop_w)] + [((height - crop_h) // 2, (width - crop_w) // 2)]
+    corners = [(i, j) for i in (0, height - crop_h) for j in (0, width - crop_w)]
+    corners.append(((height - crop_h) // 2, (width - crop_w) // 2))
     flow_x, flow_y = flow_stack[::2], flow_stack[1::2]
     crops = np.empty((10, flow_stack.shape[0] // 2, crop_h, crop_w, 2), flow_stack.dtype)
     for ix, (i, j) in enumerate(corners + corners):
@@ -142,11 +148,10 @@ def test_ten_crops_of_flow_match_upstream_oversample():
 def test_flip_inverts_the_x_motion():
     flow = quantize_flow(np.stack(list(flow_fields(moving_texture(), "tvl1"))))
     mirrored = transforms.apply_crop(flow, transforms.Crop(0, 4, 32, 32, flip=True), 32).numpy()
-    inner = dequantize_flow(mirrored)[:, BORDER:-BORDER, BORDER:-BORDER]
-    np.testing.assert_allclose(np.median(inner, axis=(0, 1, 2)), (-MOTION[0], MOTION[1]), atol=0.25)
+    np.testing.assert_allclose(np.median(interior(dequantize_flow(mirrored)), axis=(0, 1, 2)), (-MOTION[0], MOTION[1]), atol=0.25)
     # and it is the flow of the mirrored video
     of_mirrored = quantize_flow(np.stack(list(flow_fields(moving_texture()[:, :, ::-1], "tvl1"))))[:, :, 4:36]
-    assert np.abs(of_mirrored[:, BORDER:-BORDER, BORDER:-BORDER].astype(int) - mirrored[:, BORDER:-BORDER, BORDER:-BORDER]).mean() < 0.5
+    assert np.abs(interior(of_mirrored).astype(int) - interior(mirrored)).mean() < 0.5
 
 
 def test_resized_crops_keep_x_and_y_apart():
@@ -212,7 +217,7 @@ def test_flow_folder_names_and_gaps(tmp_path):
 
 def test_dataset_gives_normalised_two_channel_clips(tmp_path):
     records = [VideoRecord(str(write_flow_folder_by_hand(tmp_path / f"v{i}", 10)), i) for i in range(2)]
-    common = dict(clip_len=4, frame_size=None, crop_size=24, normalization="flow")
+    common = {"clip_len": 4, "frame_size": None, "crop_size": 24, "normalization": "flow"}
     clip, label, _ = VideoDataset(records, mode="train", **common)[1]
     assert clip.shape == (2, 4, 24, 24) and clip.dtype == torch.float32 and label == 1
     views, _, _ = VideoDataset(records, mode="test", num_clips=2, crops="10crop", **common)[0]
@@ -236,8 +241,9 @@ def moving_clips(tmp_path):
 
 
 def test_cli_prepare_flow_lists_resume_and_shards(moving_clips, tmp_path, capsys):
-    out = tmp_path / "flow"
-    command = ["prepare", str(moving_clips), str(out), "--to", "flow", "--flow", "farneback", "--size", "32x40", "--quiet"]
+    out, shard = tmp_path / "flow", tmp_path / "shard"
+    flow = ["--to", "flow", "--flow", "farneback", "--size", "32x40", "--quiet"]
+    command = ["prepare", str(moving_clips), str(out), *flow]
     assert main([*command, "--lists", "folders", "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
     assert "flow: 2 converted, 0 already done, 0 failed" in printed and "lists/folders.txt (2 videos, 2 classes)" in printed
@@ -251,8 +257,7 @@ def test_cli_prepare_flow_lists_resume_and_shards(moving_clips, tmp_path, capsys
     assert main(command) == 0
     assert "flow: 0 converted, 2 already done" in capsys.readouterr().out
 
-    shard = tmp_path / "shard"
-    assert main(["prepare", str(moving_clips), str(shard), "--to", "flow", "--flow", "farneback", "--size", "32x40", "--shard", "1/2", "--quiet"]) == 0
+    assert main(["prepare", str(moving_clips), str(shard), *flow, "--shard", "1/2"]) == 0
     assert "flow: 1 converted" in capsys.readouterr().out
     assert [p.name for p in shard.rglob("x_00001.jpg")] == ["x_00001.jpg"]
 

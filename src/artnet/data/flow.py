@@ -21,9 +21,9 @@ one thread: prepare's jobs (one video each) are the parallelism.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
