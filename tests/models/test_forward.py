@@ -33,6 +33,15 @@ def test_every_variant_accepts_other_clip_sizes(name, clip):
     assert costs[-2].output_shape[0] == 512
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_every_variant_takes_two_channel_flow(name):
+    model = create_model(name, in_channels=2, **SMALL).eval()
+    flow = torch.randn(2, 2, 8, 32, 32)  # (B, x / y, T, H, W)
+    assert model(flow).shape == (2, 5)
+    with pytest.raises(RuntimeError):
+        model(torch.randn(2, 3, 8, 32, 32))
+
+
 def test_c3d_shapes_of_a_small_clip():
     shapes = {c.stage: c.output_shape for c in profile("c3d_r18", (8, 56, 56))}
     assert shapes["stem"] == (64, 4, 28, 28) and shapes["layer4"] == (512, 1, 4, 4)

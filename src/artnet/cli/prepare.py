@@ -1,4 +1,4 @@
-"""``artnet prepare``: re-encode videos or extract frames for fast training, and write lists with frame counts."""
+"""``artnet prepare``: re-encode videos, extract frames or optical flow for fast training, and write lists with frame counts."""
 
 from __future__ import annotations
 
@@ -12,20 +12,30 @@ from .parsing import parse_dims, parse_shard
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "prepare",
-        help="re-encode videos / extract JPEG frames at the working size; write lists with frame counts",
+        help="re-encode videos / extract JPEG frames / optical flow at the working size; write lists with frame counts",
         description="Convert every video under SRC into DST (same layout; resumable), then write annotation lists "
         "with frame counts into DST/lists. Run shards (--shard i/n) on several machines, then once without "
         "--shard to write the lists.",
     )
     parser.add_argument("src", help="folder of source videos (any depth)")
     parser.add_argument("dst", help="output folder (prepared videos / frame folders, and lists/)")
-    parser.add_argument("--to", choices=("video", "frames", "none"), default="video", help="video: H.264 short-GOP MP4s (default); frames: JPEG folders; none: only lists of SRC")
+    parser.add_argument(
+        "--to",
+        choices=("video", "frames", "flow", "none"),
+        default="video",
+        help="video: H.264 short-GOP MP4s (default); frames: JPEG folders; flow: optical flow folders (x_00001.jpg, "
+        "y_00001.jpg; give them their own DST); none: only lists of SRC",
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--size", default="128x170", help="frame size HxW, regardless of aspect ratio (default 128x170, upstream)")
     size.add_argument("--short-side", type=int, help="scale the short side to this, keeping the aspect ratio")
     parser.add_argument("--gop", type=int, default=16, help="keyframe interval of re-encoded videos (default 16)")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality of re-encoded videos (default 18)")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of extracted frames (default 90)")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of extracted frames and flow (default 90)")
+    parser.add_argument(
+        "--flow", choices=("tvl1", "farneback"), default="tvl1", help="flow method: tvl1 (upstream's, default) or farneback (much faster, less accurate)"
+    )
+    parser.add_argument("--flow-bound", type=float, default=20.0, help="flow is clipped to +-this many pixels, then mapped to 0-255 (default 20, upstream)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
     parser.add_argument("--shard", help="i/n: convert only every n-th video from the i-th (0-based); no lists")
     lists = parser.add_argument_group("lists")
@@ -48,6 +58,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.annotations import dataset_lists
+    from ..data.flow import FlowOptions
     from ..data.prepare import EncodeOptions, prepare_videos, write_lists
 
     shard = parse_shard(args.shard) if args.shard else None
@@ -56,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     known = {}
     root = args.src
     if args.to != "none":
-        options = EncodeOptions(to=args.to, size=size, gop=args.gop, crf=args.crf, quality=args.quality)
+        flow = FlowOptions(method=args.flow, bound=args.flow_bound)
+        options = EncodeOptions(to=args.to, size=size, gop=args.gop, crf=args.crf, quality=args.quality, flow=flow)
         report = prepare_videos(args.src, args.dst, options, jobs=args.jobs, shard=shard, progress=not args.quiet)
         failed = report.failed
         known = report.frames

@@ -5,6 +5,8 @@
   decodes from a keyframe at most ``gop - 1`` frames before it. Audio is dropped.
 - ``to="frames"``: JPEG frames ``img_00001.jpg`` ... at the working size, one folder per video
   (the layout of TSN / ARTNet).
+- ``to="flow"``: optical flow between consecutive frames at the working size, ``x_00001.jpg`` /
+  ``y_00001.jpg`` ... one folder per video, N - 1 per video of N frames (:mod:`artnet.data.flow`).
 
 Each output is written under a temporary name and renamed when complete, so a run can be stopped and
 started again: finished videos are skipped. ``shard=(i, n)`` converts every n-th video from the i-th,
@@ -12,7 +14,8 @@ so n machines can share a dataset. Frame i of the output is frame i the decoder 
 (see :mod:`artnet.data.readers`), so frame indices, counts and lists carry over. Frames are written as
 the reader delivers them, upright: a phone video's rotation is applied once, and the output carries no
 rotation flag to be applied again. What a reader refuses (a still image under a video name ...) fails
-that video, named in the report.
+that video, named in the report. A flow folder's frame i is the motion from
+frame i to i + 1, and lists count its flow frames.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from ..errors import DataError
 from ..parallel import map_parallel
 from ..progress import progress_bar
 from .annotations import VIDEO_EXTENSIONS, Annotations
+from .flow import FlowOptions, require_opencv, write_flow_folder
 from .readers import UPSTREAM_FRAME_SIZE, Size, open_video
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("video", "frames")
+TARGETS = ("video", "frames", "flow")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,14 @@ class EncodeOptions:
     size: Size = UPSTREAM_FRAME_SIZE
     gop: int = 16
     crf: int = 18
-    quality: int = 90  # JPEG
+    quality: int = 90  # JPEG, frames and flow
     frame_pattern: str = "img_{:05d}.jpg"
+    flow: FlowOptions = FlowOptions()
+
+    @property
+    def output_pattern(self) -> str | tuple[str, str] | None:
+        """The file names of an output folder (for :func:`open_video`); ``None`` for a video file."""
+        return {"frames": self.frame_pattern, "flow": self.flow.patterns}.get(self.to)
 
 
 @dataclass
@@ -96,6 +106,8 @@ def prepare_videos(
         raise DataError(f"unknown target {options.to!r}: use one of {', '.join(TARGETS)}")
     if Path(dst).resolve() == Path(src).resolve():
         raise DataError(f"{dst}: the output folder must differ from the source folder")
+    if options.to == "flow":
+        require_opencv(options.flow.method)  # one error now, not one per video
     items = select_shard(find_videos(src), shard)
     report = PrepareReport()
     tasks = [(str(Path(src) / rel), str(output_path(dst, rel, options.to)), options) for rel in items]
@@ -125,8 +137,10 @@ def convert_video(source: str, target: str, options: EncodeOptions = EncodeOptio
             rate = _frame_rate(reader)
             if options.to == "video":
                 count = _encode_h264(reader, partial, rate, options)
-            else:
+            elif options.to == "frames":
                 count = _write_jpegs(reader, partial, options)
+            else:
+                count = write_flow_folder(reader, partial, options.flow, options.quality)
         os.replace(partial, target_path)
     finally:
         if partial.is_dir():
@@ -136,7 +150,7 @@ def convert_video(source: str, target: str, options: EncodeOptions = EncodeOptio
     return count
 
 
-def count_frames(path: str, frame_pattern: str | None = None) -> int:
+def count_frames(path: str, frame_pattern: str | tuple[str, str] | None = None) -> int:
     with open_video(path, frame_pattern=frame_pattern, size=None) as reader:
         return reader.num_frames
 
@@ -179,7 +193,7 @@ def write_lists(
 def _convert_one(source: str, target: str, options: EncodeOptions):
     if os.path.exists(target):
         try:
-            return "skipped", count_frames(target, options.frame_pattern if options.to == "frames" else None), target
+            return "skipped", count_frames(target, options.output_pattern), target
         except DataError:
             log.warning("%s: unreadable output of an earlier run; converting again", target)
             shutil.rmtree(target) if os.path.isdir(target) else os.unlink(target)

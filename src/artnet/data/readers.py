@@ -191,7 +191,7 @@ def open_video(
     *,
     backend: str = "auto",
     size: Size = UPSTREAM_FRAME_SIZE,
-    frame_pattern: str | None = None,
+    frame_pattern: str | tuple[str, str] | None = None,
     threads: int = 1,
 ) -> VideoReader:
     """Open a video file or a frame folder.
@@ -200,8 +200,9 @@ def open_video(
     aspect ratio), an int to scale the short side to it keeping the aspect ratio, or ``None`` for the
     source size; all of the upright frame (a phone video's rotation applied). ``backend``: ``"auto"`` (a frame folder -> ``frames``; a video -> the fastest measured
     backend, :data:`AUTO_VIDEO_BACKEND`, falling back to PyAV when it cannot decode the file), ``"pyav"``,
-    ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``; by default
-    the first of :data:`FRAME_PATTERNS` present. ``threads``: decoder threads (1 suits DataLoader workers).
+    ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``, or an (x, y) pair of
+    patterns for a flow folder (:class:`FlowFolderReader`); by default the first of :data:`FRAME_PATTERNS`
+    present, else (a folder of flow only) of :data:`FLOW_PATTERNS`. ``threads``: decoder threads (1 suits DataLoader workers).
     """
     path = os.fspath(path)
     if backend not in BACKENDS:
@@ -211,6 +212,9 @@ def open_video(
     if os.path.isdir(path):
         if backend not in ("auto", "frames"):
             raise DataError(f"{path}: a frame folder needs backend 'frames', not {backend!r}")
+        flow_patterns = _flow_patterns(path, frame_pattern)
+        if flow_patterns is not None:
+            return FlowFolderReader(path, size=size, patterns=flow_patterns)
         return FrameFolderReader(path, size=size, pattern=frame_pattern)
     if backend == "frames":
         raise DataError(f"{path}: backend 'frames' reads frame folders, and this is a file")
@@ -835,3 +839,78 @@ def _reason(error: BaseException) -> str:
     messages built on it name the file already)."""
     text = (getattr(error, "strerror", None) or str(error)).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Optical flow folders
+
+#: flow-folder names tried in this order when no pattern pair is given (1-indexed): TSN / ARTNet's
+#: ``x_00001.jpg`` / ``y_00001.jpg``, and dense_flow's folder layout ``flow_x_00001.jpg`` / ``flow_y_00001.jpg``
+FLOW_PATTERNS = (("x_{:05d}.jpg", "y_{:05d}.jpg"), ("flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg"))
+
+
+class FlowFolderReader(VideoReader):
+    """A folder of optical flow as TSN / ARTNet store it: grey images ``x_00001.jpg``, ``y_00001.jpg`` ...
+    (1-indexed), each component mapped to 0-255 (see :mod:`artnet.data.flow`).
+
+    Frame ``i`` is the flow from video frame ``i`` to ``i + 1`` (a video of N frames has N - 1), so the
+    samplers pick flow frames as they pick video frames. :meth:`read` gives uint8 ``(n, H, W, 2)``, channels
+    (x, y). ``num_frames`` is the unbroken run of frames from number 1 that have both images.
+    """
+
+    backend = "frames"
+
+    def __init__(self, path: str, *, size: Size = UPSTREAM_FRAME_SIZE, patterns: tuple[str, str] = FLOW_PATTERNS[0]):
+        self.path = path
+        if len(patterns) != 2:
+            raise DataError(f"a flow folder needs an (x, y) pair of patterns, not {patterns!r}")
+        for pattern in patterns:
+            try:
+                pattern.format(1)
+            except (IndexError, KeyError, ValueError):
+                raise DataError(f"frame pattern {pattern!r} must hold one '{{}}' field for the frame number") from None
+        self._patterns = tuple(patterns)
+        try:
+            names = set(os.listdir(path))
+        except OSError as error:
+            raise DataError(f"{path}: cannot list the flow folder ({_reason(error)})") from None
+        count = 0
+        while all(p.format(count + 1) in names for p in self._patterns):
+            count += 1
+        if count == 0:
+            raise DataError(f"{path}: no flow frames named {' and '.join(p.format(1) for p in self._patterns)}")
+        self._num_frames = count
+        from PIL import Image, UnidentifiedImageError
+
+        first = self._files(0)[0]
+        try:
+            with Image.open(first) as image:  # reads the header only
+                width, height = image.size
+        except (OSError, UnidentifiedImageError) as error:
+            raise DataError(f"{first}: cannot decode the image ({_reason(error)})") from None
+        self._size = output_size(height, width, size)
+
+    def read(self, indices) -> np.ndarray:
+        indices = self._checked(indices)
+        wanted, inverse = np.unique(indices, return_inverse=True)
+        files = [name for i in wanted for name in self._files(int(i))]
+        # The frame-folder decoder gives RGB; a grey JPEG decodes to three equal channels, so one is kept.
+        images = _resize_frames(_decode_images(files), self._size)[..., 0]
+        flow = np.stack([images[0::2], images[1::2]], axis=-1)
+        return flow[inverse]
+
+    def _files(self, index: int) -> tuple[str, str]:
+        return tuple(os.path.join(self.path, p.format(index + 1)) for p in self._patterns)
+
+
+def _flow_patterns(path: str, frame_pattern: str | tuple[str, str] | None) -> tuple[str, str] | None:
+    """The (x, y) patterns a folder is read with as flow: the pair given, else, when no pattern is given and
+    the folder holds no RGB frames, the first of :data:`FLOW_PATTERNS` present; ``None``: RGB frames."""
+    if isinstance(frame_pattern, (tuple, list)):
+        return tuple(frame_pattern)
+    if frame_pattern is not None or any(os.path.exists(os.path.join(path, p.format(1))) for p in FRAME_PATTERNS):
+        return None
+    for pair in FLOW_PATTERNS:
+        if all(os.path.exists(os.path.join(path, p.format(1))) for p in pair):
+            return pair
+    return None

@@ -1,11 +1,14 @@
-"""Spatial crops and normalisation of uint8 clips ``(..., T, H, W, 3)`` RGB, as upstream.
+"""Spatial crops and normalisation of uint8 clips ``(..., T, H, W, C)``, as upstream: RGB frames (C = 3)
+or optical flow (C = 2, channels x, y; see :mod:`artnet.data.flow`).
 
 Training: the multi-scale crop of ``data_transformer.cpp`` (``fillCropSize``): base = the short side;
 crop sides ``int(base * r)`` for r in {1, .875, .75, .66}, snapped to the network input (112) when
 within 3 px; (h, w) pairs at most ``max_distort`` = 1 scale step apart; a uniformly random position;
 resize to 112 x 112 (bilinear); horizontal flip with p = 0.5. One draw serves every frame of a clip
 and every segment of a video. Test: centre, 3-crop or 10-crop (4 corners + centre and their flips,
-upstream's ``c3d_rgb_stack_oversample``). Frames stay uint8 until :func:`normalize`, the last step.
+upstream's ``c3d_rgb_stack_oversample``). Flow takes the same crops for x and y; mirroring it also
+negates the x motion, ``255 - x`` (ARTNet's ``c3d_flow_stack_oversample``, TSN's ``flow_stack_oversample``).
+Frames stay uint8 until :func:`normalize`, the last step.
 """
 
 from __future__ import annotations
@@ -20,23 +23,33 @@ from ..errors import DataError
 
 SCALE_RATIOS = (1.0, 0.875, 0.75, 0.66)
 TEST_CROPS = ("center", "3crop", "10crop")
+#: channel order of what the readers give, per modality
+READER_CHANNELS = {"rgb": "RGB", "flow": "xy"}
 
 
 @dataclass(frozen=True)
 class Normalization:
-    bgr: bool  # channel order fed to the network
+    channels: str  # the network's input channels in order, in letters of a reader's order: "BGR", "RGB", "xy"
     scale: float  # applied to 0-255 values before the mean
-    mean: tuple[float, float, float]  # in the network's channel order
-    std: tuple[float, float, float] | None
+    mean: tuple[float, ...]  # in the network's channel order
+    std: tuple[float, ...] | None
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        """The reader channel of each network channel."""
+        source = next(s for s in READER_CHANNELS.values() if sorted(s) == sorted(self.channels))
+        return tuple(source.index(c) for c in self.channels)
 
 
 NORMALIZATIONS = {
     # converted Caffe weights: BGR, 0-255, minus the per-channel mean, no std (upstream train_val / action_caffe.py)
-    "caffe": Normalization(bgr=True, scale=1.0, mean=(104.0, 117.0, 123.0), std=None),
+    "caffe": Normalization(channels="BGR", scale=1.0, mean=(104.0, 117.0, 123.0), std=None),
     # the same weights with conv1's input channels swapped (artnet convert --rgb): RGB order
-    "caffe_rgb": Normalization(bgr=False, scale=1.0, mean=(123.0, 117.0, 104.0), std=None),
+    "caffe_rgb": Normalization(channels="RGB", scale=1.0, mean=(123.0, 117.0, 104.0), std=None),
     # torchvision's Kinetics-400 video models: RGB in 0-1, mean / std
-    "kinetics": Normalization(bgr=False, scale=1 / 255, mean=(0.43216, 0.394666, 0.37645), std=(0.22803, 0.22145, 0.216989)),
+    "kinetics": Normalization(channels="RGB", scale=1 / 255, mean=(0.43216, 0.394666, 0.37645), std=(0.22803, 0.22145, 0.216989)),
+    # optical flow (x, y), 0-255 minus 128 (ARTNet's action_caffe.py, predict_single_c3d_flow_stack)
+    "flow": Normalization(channels="xy", scale=1.0, mean=(128.0, 128.0), std=None),
 }
 
 
@@ -52,24 +65,33 @@ class Crop:
 
 
 def normalize(clip: torch.Tensor | np.ndarray, preset: str = "caffe") -> torch.Tensor:
-    """uint8 ``(..., T, H, W, 3)`` RGB -> float32 ``(..., 3, T, H, W)`` in the preset's channel order.
+    """uint8 ``(..., T, H, W, C)`` as read (RGB, or flow x, y) -> float32 ``(..., C, T, H, W)`` in the
+    preset's channel order.
 
     Works on any device, so a training loop may move uint8 batches to the GPU and normalise there.
     """
     if preset not in NORMALIZATIONS:
         raise DataError(f"unknown normalization {preset!r}: use one of {', '.join(NORMALIZATIONS)}")
     spec = NORMALIZATIONS[preset]
+    channels = len(spec.channels)
     clip = torch.as_tensor(clip)
-    if clip.dtype != torch.uint8 or clip.dim() < 4 or clip.shape[-1] != 3:
-        raise DataError(f"normalize expects uint8 (..., T, H, W, 3) frames, got {tuple(clip.shape)} {clip.dtype}")
+    if clip.dtype != torch.uint8 or clip.dim() < 4 or clip.shape[-1] != channels:
+        raise DataError(
+            f"normalization {preset!r} expects uint8 (..., T, H, W, {channels}) clips, got {tuple(clip.shape)} {clip.dtype}"
+        )
+    order = spec.order
     if clip.device.type == "cpu":
         # channel swap and planar transposition on uint8 in numpy: ~3x faster than torch's strided copy
         array = clip.numpy()
-        planar = torch.from_numpy(np.ascontiguousarray(np.moveaxis(array[..., ::-1] if spec.bgr else array, -1, -4)))
+        if order == tuple(reversed(range(channels))):
+            array = array[..., ::-1]  # a view: the one copy is the transposition
+        elif order != tuple(range(channels)):
+            array = array[..., list(order)]
+        planar = torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, -4)))
     else:
-        planar = (clip.flip(-1) if spec.bgr else clip).movedim(-1, -4).contiguous()
+        planar = clip[..., list(order)].movedim(-1, -4).contiguous()
     out = planar.to(torch.float32)
-    view = (3, 1, 1, 1)
+    view = (channels, 1, 1, 1)
     if spec.scale != 1.0:
         out.mul_(spec.scale)
     out.sub_(torch.tensor(spec.mean, dtype=out.dtype, device=out.device).view(view))
@@ -144,17 +166,23 @@ def test_crops(height: int, width: int, crop_size: int = 112, kind: str = "10cro
 
 
 def apply_crop(frames: torch.Tensor | np.ndarray, crop: Crop, out_size: int = 112) -> torch.Tensor:
-    """Crop uint8 ``(..., H, W, 3)`` frames, resize the box to ``out_size`` (bilinear, as ``cv2.resize``;
-    skipped when it already has that size) and mirror it if asked; stays uint8."""
+    """Crop uint8 ``(..., H, W, C)`` frames, resize the box to ``out_size`` (bilinear, as ``cv2.resize``;
+    skipped when it already has that size) and mirror it if asked; stays uint8.
+
+    Flow (C = 2: x, y) mirrored also has its x motion negated, ``255 - x``, as upstream.
+    """
     frames = torch.as_tensor(frames)
+    channels = frames.shape[-1]
     box = frames[..., crop.top : crop.top + crop.height, crop.left : crop.left + crop.width, :]
     if (crop.height, crop.width) != (out_size, out_size):
         lead = box.shape[:-3]
-        flat = box.reshape(-1, crop.height, crop.width, 3).permute(0, 3, 1, 2)  # channels-last memory: uint8 fast path
+        flat = box.reshape(-1, crop.height, crop.width, channels).permute(0, 3, 1, 2)  # channels-last memory: uint8 fast path
         resized = F.interpolate(flat, size=(out_size, out_size), mode="bilinear", align_corners=False, antialias=False)
-        box = resized.permute(0, 2, 3, 1).reshape(*lead, out_size, out_size, 3)
+        box = resized.permute(0, 2, 3, 1).reshape(*lead, out_size, out_size, channels)
     if crop.flip:
         box = box.flip(-2)
+        if channels == len(READER_CHANNELS["flow"]):
+            box = torch.cat([255 - box[..., :1], box[..., 1:]], dim=-1)
     return box
 
 
