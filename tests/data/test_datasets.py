@@ -153,11 +153,13 @@ def test_a_frame_folder_with_a_gap_is_a_bad_sample_never_a_shorter_video(tmp_pat
     gap = frame_folder(tmp_path / "v_gap", [*range(1, 17), *range(18, 33)])
     good = frame_folder(tmp_path / "v_good", range(1, 33))
     records = [VideoRecord(str(good), 0), VideoRecord(str(gap), 1)]
-    test = VideoDataset(records, mode="test", num_clips=2, crops="center", frame_size=(48, 64), crop_size=32)
+    clip = ClipSpec(frame_size=(48, 64), crop_size=32)
+    test = VideoDataset(records, mode="test", num_clips=2, crops="center", clip=clip)
     with caplog.at_level("WARNING"):
-        assert test[1][0] is None and test[0][0] is not None
+        assert isinstance(test[1][0], Unreadable) and isinstance(test[0][0], torch.Tensor)
+    assert "img_00017.jpg is missing" in test[1][0].reason
     assert test.bad_indices() == [1]
     assert any("img_00017.jpg is missing; 15 frame(s) after the gap" in r.getMessage() for r in caplog.records)
-    train = VideoDataset(records, mode="train", frame_size=(48, 64), crop_size=32, max_bad_ratio=0.5)
+    train = VideoDataset(records, mode="train", clip=clip, max_bad_ratio=0.5)
     assert train[1][2] == 0  # replaced by the readable video, and counted
     assert train.bad_samples() == 1

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from artnet.cli import main
-from artnet.data import VideoDataset, load_list, open_video, sampling, transforms
+from artnet.data import ClipSpec, VideoDataset, load_list, open_video, sampling, transforms
 from artnet.data.annotations import VideoRecord
 from artnet.data.flow import FlowOptions, dequantize_flow, flow_fields, quantize_flow
 from artnet.data.prepare import EncodeOptions, convert_video, prepare_videos
@@ -102,7 +102,7 @@ def test_flow_needs_two_frames_and_a_known_method(tmp_path):
         FlowOptions(bound=0)
     single = tmp_path / "single.mp4"
     encode_video(single, moving_texture(num_frames=1), fps=25, crf=10)
-    with pytest.raises(DataError, match="single.mp4: optical flow needs at least 2 frames"):
+    with pytest.raises(DataError, match="single.mp4: a single frame, not a video"):  # the reader refuses it first
         convert_video(str(single), str(tmp_path / "out"), EncodeOptions(to="flow", size=SIZE))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
 
@@ -217,7 +217,7 @@ def test_flow_folder_names_and_gaps(tmp_path):
 
 def test_dataset_gives_normalised_two_channel_clips(tmp_path):
     records = [VideoRecord(str(write_flow_folder_by_hand(tmp_path / f"v{i}", 10)), i) for i in range(2)]
-    common = {"clip_len": 4, "frame_size": None, "crop_size": 24, "normalization": "flow"}
+    common = {"clip": ClipSpec(clip_len=4, frame_size=SIZE, crop_size=24, normalization="flow")}
     clip, label, _ = VideoDataset(records, mode="train", **common)[1]
     assert clip.shape == (2, 4, 24, 24) and clip.dtype == torch.float32 and label == 1
     views, _, _ = VideoDataset(records, mode="test", num_clips=2, crops="10crop", **common)[0]
