@@ -1,12 +1,11 @@
-"""Writing RGB frames as H.264: the same frames give the same file on every CPU.
+"""Writing RGB frames as H.264: the same frames give the same file whatever SIMD the CPU has.
 
 Two libraries stand between the frames and the file, and both choose by CPU what they compute.
 FFmpeg's swscale converts RGB to YUV with SIMD kernels picked at run time, which need not round
 like its C code; so the conversion is done here, in integer arithmetic (:func:`rgb_to_yuv`). x264's
-assembly is not bit-exact across instruction sets either (float kernels in its macroblock tree,
-modes searched in another order where a wider kernel exists), and with its AVX-512 kernels the same
-frames gave other bytes from one encoder to the next in one process; so x264 runs its portable C
-code, on one thread.
+output differs between its own SSE2 and AVX2 kernels, and with its AVX-512 kernels the same frames
+gave other bytes from one encoder to the next in one process; so x264 runs its portable C code,
+on one thread.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from .h264 import write_h264
 from .prepare import map_parallel, progress_bar
 
 # Bumped whenever the files or the layout change, so that a cached folder is redone.
-# 2: our own RGB -> YUV conversion and x264's C code, for the same files on every CPU.
+# 2: our own RGB -> YUV conversion and x264's C code: the same files whatever SIMD the CPU has.
 GENERATOR_VERSION = 2
 
 CLASS_IND = "classInd.txt"
