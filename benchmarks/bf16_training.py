@@ -10,7 +10,8 @@ Training steps (forward, cross-entropy, backward, an SGD step) of ``artnet demo`
 interleaved round-robin (median over rounds), each path on its own copy of the same weights.
 Before timing, each path's gradient of one batch is compared with fp32's on the same weights
 and clips: the cosine of the whole gradient, and the parameter with the lowest cosine (a
-kernel that computes a wrong gradient shows up there, by name).
+kernel that computes a wrong gradient shows up there, by name); and whether ``artnet train``
+trains on that path here or refuses it (``Acceleration.check_training``).
 
 A markdown table goes to stdout, progress to stderr. Whether bf16 pays off for training is a
 question of this CPU's kernels (native bf16, AMX); the accuracy it reaches is the demo's question.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import sys
 from pathlib import Path
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 
 from artnet import create_model  # noqa: E402
 from artnet.engine.acceleration import Acceleration  # noqa: E402
+from artnet.errors import ConfigError  # noqa: E402
 from artnet.table import format_table  # noqa: E402
 from model_speed import log, machine, round_robin, training_step  # noqa: E402  (benchmarks/model_speed.py)
 
@@ -42,6 +45,15 @@ PATHS = [Acceleration(), Acceleration(precision="bf16"), Acceleration(precision=
 def gradients(model: nn.Module, clips: torch.Tensor, labels: torch.Tensor, accel: Acceleration) -> dict[str, torch.Tensor]:
     training_step(accel.apply(model), accel.prepare_input(clips), labels, accel)
     return {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+
+
+def trains(accel: Acceleration) -> str:
+    """What ``artnet train`` does with this path here: trains, or refuses (a wrong-gradient probe)."""
+    try:
+        accel.check_training("cpu")
+    except ConfigError:
+        return "refuses"
+    return "trains"
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -67,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         grads = gradients(model, clips, labels, accel)
         # Weights only: a bias before BN has no gradient in exact arithmetic, only rounding noise.
         per_weight = {name: cosine(grads[name], reference[name]) for name in grads if grads[name].dim() > 1}
-        worst = min(per_weight, key=lambda name: per_weight[name] if per_weight[name] == per_weight[name] else -2.0)
+        worst = min(per_weight, key=lambda name: -2.0 if math.isnan(per_weight[name]) else per_weight[name])
         whole = cosine(torch.cat([g.flatten() for g in grads.values()]), torch.cat([g.flatten() for g in reference.values()]))
-        agreement[accel.name] = (whole, worst, per_weight[worst])
-        log(f"{accel.name}: gradient cosine {whole:.4f}, lowest {per_weight[worst]:.4f} ({worst})")
+        agreement[accel.name] = (whole, worst, per_weight[worst], trains(accel))
+        log(f"{accel.name}: gradient cosine {whole:.4f}, lowest {per_weight[worst]:.4f} ({worst}); artnet train: {trains(accel)}")
 
         runner, x = accel.apply(model), accel.prepare_input(clips)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{fp32 / s:.2f}x",
             f"{agreement[name][0]:.4f}",
             f"{agreement[name][2]:.4f} ({agreement[name][1]})",
+            agreement[name][3],
         ]
         for name, s in seconds.items()
     ]
@@ -98,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA")  # oneDNN told to act as another CPU
     print(machine() + (f"; ONEDNN_MAX_CPU_ISA={isa_cap}" if isa_cap else "") + "\n")
-    print(format_table(["path", "train clips/s", "vs fp32", "gradient cosine", "lowest weight cosine"], rows))
+    print(format_table(["path", "train clips/s", "vs fp32", "gradient cosine", "lowest weight cosine", "artnet train"], rows))
     return 0
 
 

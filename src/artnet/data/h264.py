@@ -19,8 +19,7 @@ import numpy as np
 # ITU-R BT.601 in limited ("TV") range, FFmpeg's default for RGB -> YUV: Y in [16, 235], Cb and Cr
 # in [16, 240]. Coefficients in 16-bit fixed point, each row rounded so that its sum is exact:
 # white is Y 235, and every grey has Cb = Cr = 128.
-_KR, _KB = 0.299, 0.114
-_KG = 1 - _KR - _KB
+_KR, _KB = 0.299, 0.114  # green's weight is what makes a row's sum exact
 _FRACTION_BITS = 16
 
 
@@ -71,8 +70,8 @@ def write_h264(
 
     ``options``: libx264 options (crf, preset, g, ...). The pixel format is yuv420p, or yuv444p
     when a side is odd. Frame i has pts i in a time base of 1 / ``rate``. ``portable``: x264 runs
-    its C code, and the same frames give the same bytes on every CPU; otherwise its faster SIMD
-    kernels.
+    its C code, and the same frames give the same bytes whatever SIMD the CPU has; otherwise its
+    faster SIMD kernels.
     """
     import av
 
