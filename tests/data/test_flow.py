@@ -13,9 +13,9 @@ from artnet.cli import main
 from artnet.data import ClipSpec, VideoDataset, load_list, open_video, sampling, transforms
 from artnet.data.annotations import VideoRecord
 from artnet.data.flow import FlowOptions, dequantize_flow, flow_fields, quantize_flow
+from artnet.data.h264 import write_h264
 from artnet.data.prepare import EncodeOptions, convert_video, prepare_videos
 from artnet.data.readers import FlowFolderReader, FrameFolderReader
-from artnet.data.synthetic import encode_video
 from artnet.errors import DataError
 
 SIZE = (32, 40)  # H, W
@@ -41,7 +41,7 @@ def moving_texture(motion=MOTION, num_frames=NUM_FRAMES, size=SIZE, seed=0) -> n
 @pytest.fixture(scope="module")
 def moving_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("moving") / "moving.mp4"
-    encode_video(path, moving_texture(), fps=25, crf=10)  # a real H.264 file, near lossless
+    write_h264(path, moving_texture(), 25, {"crf": "10"})  # a real H.264 file, near lossless
     return path
 
 
@@ -101,7 +101,7 @@ def test_flow_needs_two_frames_and_a_known_method(tmp_path):
     with pytest.raises(DataError, match="bound must be positive"):
         FlowOptions(bound=0)
     single = tmp_path / "single.mp4"
-    encode_video(single, moving_texture(num_frames=1), fps=25, crf=10)
+    write_h264(single, moving_texture(num_frames=1), 25, {"crf": "10"})
     with pytest.raises(DataError, match="single.mp4: a single frame, not a video"):  # the reader refuses it first
         convert_video(str(single), str(tmp_path / "out"), EncodeOptions(to="flow", size=SIZE))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
@@ -236,7 +236,7 @@ def moving_clips(tmp_path):
     root = tmp_path / "clips"
     for label, motion in (("left", (-2, 0)), ("down", (0, 2))):
         (root / label).mkdir(parents=True)
-        encode_video(root / label / f"{label}.mp4", moving_texture(motion), fps=25, crf=10)
+        write_h264(root / label / f"{label}.mp4", moving_texture(motion), 25, {"crf": "10"})
     return root
 
 

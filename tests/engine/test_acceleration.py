@@ -1,5 +1,11 @@
 """The speed switches: each one runs, keeps the model's parameters, and stays close to fp32."""
 
+import json
+import math
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -8,6 +14,8 @@ from artnet import create_model
 from artnet.engine.acceleration import Acceleration
 from artnet.errors import ConfigError
 from artnet.models import SMART
+
+from .conftest import ROOT, _child_env
 
 SMALL = {"width_mult": 0.125, "depths": (1, 1, 1, 1), "num_classes": 5, "dropout": 0.0}
 
@@ -63,14 +71,29 @@ def test_reduced_precision_inference_is_close_to_fp32(model, clips, precision):
     assert model.fc.weight.dtype == torch.float32  # autocast: the weights stay fp32
 
 
+def weight_cosines(model, reference: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per weight tensor (biases before BN have only rounding noise for a gradient), NaN as -1."""
+    cosines = {}
+    for name, p in model.named_parameters():
+        if p.dim() > 1:
+            cosine = F.cosine_similarity(p.grad.flatten(), reference[name].flatten(), dim=0).item()
+            cosines[name] = -1.0 if math.isnan(cosine) else cosine
+    return cosines
+
+
 def test_bf16_training_step_reaches_every_weight_and_descends(model, clips):
+    accel = Acceleration(precision="bf16")
+    try:
+        accel.check_training("cpu")
+    except ConfigError as refusal:  # the refusal is tested on its own below
+        pytest.skip(str(refusal))
     labels = torch.tensor([1, 3])
     loss_fp32 = F.cross_entropy(model(clips), labels)
     loss_fp32.backward()
     reference = torch.cat([p.grad.flatten() for p in model.parameters()])
+    per_name = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
 
-    accel = Acceleration(precision="bf16")
     with accel.autocast("cpu"):
         loss = F.cross_entropy(accel.apply(model)(clips), labels)
     assert loss.dtype == torch.float32  # autocast keeps the loss in fp32
@@ -79,11 +102,58 @@ def test_bf16_training_step_reaches_every_weight_and_descends(model, clips):
         assert p.dtype == p.grad.dtype == torch.float32, name  # fp32 weights, fp32 gradients
         assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
     grads = torch.cat([p.grad.flatten() for p in model.parameters()])
-    assert F.cosine_similarity(grads, reference, dim=0) > 0.8  # bf16 rounding, the same direction
+    cosines = weight_cosines(model, per_name)
+    lowest = min(cosines, key=cosines.get)  # where a wrong kernel shows, by name
+    # bf16 rounding, the same direction
+    assert F.cosine_similarity(grads, reference, dim=0) > 0.8, f"lowest: {lowest} at {cosines[lowest]:.2f}"
     with torch.no_grad():
         for p in model.parameters():
             p -= 0.05 * p.grad
         assert F.cross_entropy(model(clips), labels) < loss_fp32
+
+
+def bf16_training_outcome() -> dict:
+    """A bf16 training step of a small C3D against fp32, per weight, or the refusal to train."""
+    accel = Acceleration(precision="bf16")
+    try:
+        accel.check_training("cpu")
+    except ConfigError as refusal:
+        return {"refused": str(refusal)}
+    torch.manual_seed(0)
+    model = create_model("c3d_r18", **SMALL)
+    clips, labels = torch.randn(2, 3, 8, 32, 32), torch.tensor([1, 3])  # conv3_x: 2 frames under 3-frame kernels
+    F.cross_entropy(model(clips), labels).backward()
+    reference = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    with accel.autocast("cpu"):
+        F.cross_entropy(model(clips), labels).backward()
+    return {"cosines": weight_cosines(model, reference)}
+
+
+# A child process per oneDNN ISA: this CPU's own kernels, and those of an AVX-512 CPU with bf16 but
+# no AMX (a Zen 4; oneDNN cannot go above the CPU, so on an AVX2 machine both are its AVX2 kernels).
+@pytest.mark.parametrize("isa", [None, "AVX512_CORE_BF16"], ids=["own-kernels", "avx512-bf16-no-amx"])
+def test_bf16_training_is_right_or_refused_whatever_kernels_onednn_picks(isa):
+    env = {**_child_env(), "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    if isa:
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    script = "import json; from tests.engine.test_acceleration import bf16_training_outcome as f; print(json.dumps(f()))"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    if "refused" in outcome:
+        refusal = outcome["refused"]
+        assert refusal.startswith("precision='bf16' cannot train on this CPU: ") and refusal.endswith("precision='fp32'")
+        return
+    cosines = outcome["cosines"]
+    lowest = min(cosines, key=cosines.get)
+    assert cosines[lowest] > 0.9, f"{lowest}: bf16 weight gradient at cosine {cosines[lowest]:.2f} to fp32, and not refused"
+
+
+def test_fp32_training_is_never_refused():
+    Acceleration().check_training("cpu")
+    Acceleration(precision="bf16").check_training("cuda")  # the probe is of CPU kernels
 
 
 def test_loss_scaling_only_for_fp16():

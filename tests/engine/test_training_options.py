@@ -4,10 +4,12 @@ import pytest
 import torch
 from torch._dynamo.utils import counters as dynamo_counters
 
+from artnet.engine.acceleration import Acceleration
 from artnet.engine.checkpoint import load_checkpoint
 from artnet.engine.config import load_config
 from artnet.engine.monitor import read_log
 from artnet.engine.train import train
+from artnet.errors import ConfigError
 
 from .conftest import TINY_CONFIG, tiny_overrides
 
@@ -55,6 +57,13 @@ def test_tsn_finetuning_recreates_the_head_and_keeps_the_rest(synthetic, referen
 def test_precision_and_memory_format_switches_train_on_cpu(synthetic, tmp_path, switches):
     run_dir = tmp_path / "run"
     config = load_config(TINY_CONFIG, tiny_overrides(synthetic, run_dir, "solver.max_iter=2", "train.deterministic=false", *switches))
+    try:
+        Acceleration(config.train.precision, config.train.channels_last).check_training("cpu")
+    except ConfigError as refusal:  # a CPU whose kernels compute wrong gradients in this precision
+        with pytest.raises(ConfigError, match="cannot train on this CPU"):
+            train(config)
+        assert not (run_dir / "log.jsonl").exists()
+        pytest.skip(f"refused, as it should be: {refusal}")
     graphs_before = dynamo_counters["stats"]["unique_graphs"]
     result = train(config)
     compiled = dynamo_counters["stats"]["unique_graphs"] > graphs_before

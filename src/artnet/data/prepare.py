@@ -34,6 +34,7 @@ from ..parallel import map_parallel
 from ..progress import progress_bar
 from .annotations import VIDEO_EXTENSIONS, Annotations
 from .flow import FlowOptions, require_opencv, write_flow_folder
+from .h264 import write_h264
 from .readers import UPSTREAM_FRAME_SIZE, Size, open_video
 
 log = logging.getLogger(__name__)
@@ -219,32 +220,18 @@ def _frame_rate(reader) -> Fraction:
 
 
 def _encode_h264(reader, path: Path, rate: Fraction, options: EncodeOptions) -> int:
-    import av
-
-    height, width = reader.frame_size
-    count = 0
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        stream.codec_context.options = {
-            "g": str(options.gop),
-            "keyint_min": str(options.gop),
-            "bf": "0",
-            "sc_threshold": "0",  # keyframes exactly every gop frames
-            "tune": "fastdecode",
-            "preset": "veryfast",
-            "crf": str(options.crf),
-            "threads": "1",
-        }
-        for array in reader.iter_frames():
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts, frame.time_base = count, 1 / rate
-            for packet in stream.encode(frame):
-                container.mux(packet)
-            count += 1
-        for packet in stream.encode():
-            container.mux(packet)
+    x264_options = {
+        "g": str(options.gop),
+        "keyint_min": str(options.gop),
+        "bf": "0",
+        "sc_threshold": "0",  # keyframes exactly every gop frames
+        "tune": "fastdecode",
+        "preset": "veryfast",
+        "crf": str(options.crf),
+    }
+    # Not portable: the frames come out of FFmpeg's scaler, whose SIMD kernels differ by CPU
+    # anyway, and x264's C code would make converting a large dataset markedly slower.
+    count = write_h264(path, reader.iter_frames(), rate, x264_options, portable=False)
     if count == 0:
         raise DataError(f"{reader.path}: no frames to encode")
     return count

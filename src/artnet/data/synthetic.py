@@ -37,9 +37,11 @@ import numpy as np
 from ..errors import DataError
 from ..parallel import map_parallel
 from ..progress import progress_bar
+from .h264 import write_h264
 
-# Bumped whenever the rendered frames or the layout change, so that a cached folder is redone.
-GENERATOR_VERSION = 1
+# Bumped whenever the files or the layout change, so that a cached folder is redone.
+# 2: our own RGB -> YUV conversion and x264's C code: the same files whatever SIMD the CPU has.
+GENERATOR_VERSION = 2
 
 CLASS_IND = "classInd.txt"
 TRAIN_LIST = "trainlist01.txt"
@@ -218,7 +220,7 @@ def generate(
 
 def _write_clip(root: Path, params: SyntheticParams, class_name: str, index: int) -> None:
     frames = render_clip(class_name, params.seed, index, params.num_frames, params.height, params.width)
-    encode_video(root / _video_name(class_name, index), frames, params.fps, params.crf)
+    write_h264(root / _video_name(class_name, index), frames, params.fps, {"crf": str(params.crf), "preset": "veryfast"})
 
 
 def load(root: str | os.PathLike) -> SyntheticDataset:
@@ -279,21 +281,6 @@ def _write_splits(root: Path, params: SyntheticParams) -> None:
     (root / CLASS_IND).write_text("".join(f"{i + 1} {cls.name}\n" for i, cls in enumerate(CLASSES)))
     (root / TRAIN_LIST).write_text("".join(f"{p.relative_to(root).as_posix()} {y + 1}\n" for p, y in dataset.clips("train")))
     (root / TEST_LIST).write_text("".join(f"{p.relative_to(root).as_posix()}\n" for p, _ in dataset.clips("test")))
-
-
-def encode_video(path: Path, frames: np.ndarray, fps: int, crf: int) -> None:
-    """Write uint8 (T, H, W, 3) RGB frames as H.264 (libx264, yuv420p) in an MP4 container."""
-    import av
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        # One thread: the same bytes on every machine and no thread start-up per tiny clip.
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,17 +20,21 @@ and the optimizer steps fp32 weights.
 Which switch pays off depends on the CPU; ``python benchmarks/model_speed.py`` measures them
 side by side. On a CPU without native bf16/fp16 convolutions (e.g. AVX2-only x86), PyTorch
 runs reduced-precision 3D convolutions through a slow reference kernel: keep ``fp32`` there.
+Training in reduced precision is refused (:meth:`Acceleration.check_training`) where a probe
+finds this machine's convolution weight gradients wrong in that precision.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from dataclasses import dataclass, fields
 from typing import Any, ContextManager, Mapping
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..errors import ConfigError
 
@@ -101,6 +105,42 @@ class Acceleration:
             except (RuntimeError, UserWarning) as error:
                 raise ConfigError(f"precision={self.precision!r} is not supported on {device_type}: {error}") from None
 
+    def check_training(self, device_type: str = "cpu") -> None:
+        """Raise ConfigError if this precision computes wrong gradients here (a probe, cached)."""
+        if self.precision == "fp32" or device_type != "cpu":
+            return
+        agreement = _conv_weight_gradient_agreement(self.dtype, self.channels_last)
+        if not agreement > 0.99:  # NaN too
+            raise ConfigError(
+                f"precision={self.precision!r} cannot train on this CPU: its {self.precision} 3D convolution computes wrong "
+                f"weight gradients (cosine {agreement:.2f} to fp32 on a probe; a oneDNN kernel); train with precision='fp32'"
+            )
+
     def grad_scaler(self, device_type: str = "cpu") -> torch.amp.GradScaler:
         """Loss scaling for fp16 training (its small range underflows gradients); a no-op otherwise."""
         return torch.amp.GradScaler(device_type, enabled=self.precision == "fp16")
+
+
+@functools.cache
+def _conv_weight_gradient_agreement(dtype: torch.dtype, channels_last: bool) -> float:
+    """Cosine of a Conv3d's weight gradient under ``dtype`` autocast to the fp32 one, on CPU.
+
+    The probe's geometry is one the networks meet in their deeper stages: two frames under a
+    kernel three frames deep (padding 1). On AVX-512 CPUs without AMX, oneDNN's bf16 kernel for it
+    (avx512_core_bf16, and avx512_core, which emulates bf16) returns weight gradients that are
+    wrong, and different from call to call; its forward and input gradients are right.
+    """
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 2, 8, 8, generator=generator)  # a batch of one clip computes it right
+    weight = torch.randn(16, 16, 3, 3, 3, generator=generator)
+    upstream = torch.randn(2, 16, 2, 8, 8, generator=generator)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    gradients = []
+    for enabled in (False, True):
+        w = weight.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=dtype, enabled=enabled):
+            y = F.conv3d(x, w, padding=1)
+        y.float().backward(upstream)
+        gradients.append(w.grad.flatten())
+    return F.cosine_similarity(*gradients, dim=0).item()

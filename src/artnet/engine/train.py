@@ -86,6 +86,7 @@ def train(config: Config) -> dict:
     model.to(env.device)
     set_train_mode(model, config.train.bn)
     accel = Acceleration(config.train.precision, config.train.channels_last, config.train.compile)
+    accel.check_training(env.device.type)
     trainables = Trainables(model, build_optimizer(model, config.solver), accel.grad_scaler(env.device.type))
     plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
 
