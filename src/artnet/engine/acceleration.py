@@ -102,12 +102,15 @@ class Acceleration:
         """``"fp32"``, ``"bf16 + channels_last + compile"``: for logs and tables."""
         return " + ".join([self.precision] + [name for name in _SWITCHES if getattr(self, name)])
 
-    def apply(self, model: nn.Module) -> nn.Module:
-        """The model to call: weights in the chosen layout, compiled if asked (in place for the layout)."""
+    def apply(self, model: nn.Module, **compile_options: Any) -> nn.Module:
+        """The model to call: weights in the chosen layout, compiled if asked (in place for the layout).
+
+        ``compile_options`` go to ``torch.compile`` (e.g. ``mode="max-autotune"``, ``backend="eager"``).
+        """
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
         if self.compile:
-            model = torch.compile(model)
+            model = torch.compile(model, **compile_options)
         return model
 
     def prepare_input(self, clips: torch.Tensor) -> torch.Tensor:
