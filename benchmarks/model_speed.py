@@ -48,7 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 
 import artnet  # noqa: E402
 from artnet.engine.acceleration import Acceleration, relative_error  # noqa: E402
-from artnet.engine.auto_acceleration import choose_acceleration, kernel_slowdown  # noqa: E402
+from artnet.engine.auto_acceleration import choose_acceleration, kernel_slowdown, probe_clips  # noqa: E402
+from artnet.engine.builders import data_as_trained  # noqa: E402
+from artnet.engine.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from artnet.engine.config import DataConfig  # noqa: E402
 from artnet.models.complexity import count_parameters, parse_clip_size, profile  # noqa: E402
 from artnet.table import format_table  # noqa: E402
 from artnet.machine import cpu_name  # noqa: E402
@@ -292,15 +295,25 @@ def fast_path_table(
 # --- what `acceleration: auto` picks ------------------------------------------------------
 
 
-def auto_choice(name: str, clip: tuple[int, int, int]) -> str:
-    """The chooser of ``acceleration: auto`` on this model and clip size, probed afresh (a throw-away cache)."""
-    torch.manual_seed(0)
-    model = build(name, dropout=0.0)
-    _calibrate_batch_norm(model, torch.randn(CALIBRATION_CLIPS, 3, *clip))
+def auto_choice(name: str, clip: tuple[int, int, int], checkpoint: str | None = None) -> str:
+    """What ``acceleration: auto`` picks here, probed afresh (a throw-away cache): for the random
+    weights of the fast-path table (BN calibrated as there), or for a trained checkpoint at its clip size."""
+    if checkpoint:
+        payload = load_checkpoint(checkpoint)
+        model = model_from_checkpoint(payload, source=checkpoint)
+        data, _ = data_as_trained(DataConfig(), payload)
+        example = probe_clips(data.clip_len, data.crop_size, data.normalization, batch=AUTO_PROBE_BATCH)
+        what = f"{checkpoint} ({payload['model']['name']}, trained weights)"
+    else:
+        torch.manual_seed(0)
+        model = build(name, dropout=0.0)
+        _calibrate_batch_norm(model, torch.randn(CALIBRATION_CLIPS, 3, *clip))
+        example, what = torch.randn(AUTO_PROBE_BATCH, 3, *clip), f"{name} (random weights)"
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        choice = choose_acceleration(model, torch.randn(AUTO_PROBE_BATCH, 3, *clip), cache=Path(folder) / "acceleration.json")
-    return f"`acceleration: auto` picks {choice.summary}; probed at batch {AUTO_PROBE_BATCH} in {time.perf_counter() - started:.0f} s"
+        choice = choose_acceleration(model, example, cache=Path(folder) / "acceleration.json")
+    shape = "x".join(map(str, example.shape[2:]))
+    return f"`acceleration: auto` for {what}, probed at batch {AUTO_PROBE_BATCH}, {shape} in {time.perf_counter() - started:.0f} s: {choice.summary}"
 
 
 # --- command line --------------------------------------------------------------------------
@@ -319,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fast-paths", action="store_true", help="only the fp32 eager table")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile paths (minutes of compiling)")
     parser.add_argument("--no-auto", action="store_true", help="leave out what `acceleration: auto` picks")
+    parser.add_argument("--auto-checkpoint", default=None, metavar="CKPT", help="what auto picks for this trained model (default: the random weights of --fast-model)")
     parser.add_argument("--quick", action="store_true", help="smoke run: batch 2, 8x56x56 clips, one repeat, no compile")
     args = parser.parse_args(argv)
     if args.quick:
@@ -339,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n## Fast CPU paths of {args.fast_model}, batch {args.batch}, {args.clip} clips\n")
         print(fast_path_table(args.fast_model, args.batch, clip, args.repeats, not args.no_compile, small_clip, judge), flush=True)
     if not args.no_auto:
-        print(f"\n{auto_choice(args.fast_model, clip)}", flush=True)
+        print(f"\n{auto_choice(args.fast_model, clip, args.auto_checkpoint)}", flush=True)
     if not judge:
         print("\n(--quick: a smoke run; the targets are judged by full runs only)")
     return 0
