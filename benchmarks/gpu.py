@@ -43,9 +43,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -303,7 +303,7 @@ def loader_speed(paths: list[str], mode: str, setup: Setup) -> float:
     from artnet.data import VideoDataset, VideoRecord
 
     records = [VideoRecord(path, 0) for path in paths]
-    common = dict(clip_len=setup.clip[0], frame_size=setup.frame_size, crop_size=setup.clip[1])
+    common = {"clip_len": setup.clip[0], "frame_size": setup.frame_size, "crop_size": setup.clip[1]}
     if mode == "train":
         dataset, batch_size = VideoDataset(records, mode="train", **common), setup.batch
     else:
@@ -354,8 +354,10 @@ def run(setup: Setup, budget_seconds: float, dry_run: bool, work: Path) -> list[
     cells: list[Cell] = []
     data_sets: dict[str, list[str]] = {}
 
-    def fastest(section: str) -> Cell | None:
-        done = [c for c in cells if c.section == section and c.model == MAIN_MODEL and c.status == "ok"]
+    def fastest(section: str, eager: bool = False) -> Cell | None:
+        """The fastest measured cell of the main model in a section (eager paths only if asked)."""
+        done = [c for c in cells if (c.section, c.model, c.status) == (section, MAIN_MODEL, "ok")]
+        done = [c for c in done if not (eager and Acceleration.parse(c.path).compile)]
         return max(done, key=lambda c: c.value) if done else None
 
     for section, model, path in plan(dry_run):
@@ -365,7 +367,10 @@ def run(setup: Setup, budget_seconds: float, dry_run: bool, work: Path) -> list[
             speed = train_speed if section == "train" else test_speed
             unit = "clips/s" if section == "train" else "videos/s"
             cell = Cell(section, model, accel.name, kind, unit=unit)
-            measure = lambda speed=speed, model=model, accel=accel: (speed(model, accel, setup, device), "")  # noqa: E731
+
+            def measure(speed=speed, model=model, accel=accel) -> tuple[float, str]:
+                return speed(model, accel, setup, device), ""
+
         elif section == "data" and model == "prepare":
             cell = Cell("data", "built-in dataset", f"{setup.video_size[1]}x{setup.video_size[0]} -> MP4 and JPEG", "data prepare", unit="s")
 
@@ -390,8 +395,8 @@ def run(setup: Setup, budget_seconds: float, dry_run: bool, work: Path) -> list[
                 return speed, f"the {consumer} takes {gpu.value:.1f} {gpu.unit} ({MAIN_MODEL}, {gpu.path}): {verdict} ({speed / gpu.value:.2f}x)"
 
         else:  # DDP
-            best = fastest("train")
-            accel = Acceleration.parse(best.path) if best is not None and not Acceleration.parse(best.path).compile else FP32
+            best = fastest("train", eager=True)
+            accel = Acceleration.parse(best.path) if best is not None else FP32
             cell = Cell("DDP", model, f"{setup.ddp_backend}, 1 process, {accel.name}", "DDP", unit="clips/s")
 
             def measure(model=model, accel=accel) -> tuple[float, str]:

@@ -52,9 +52,9 @@ from artnet.engine.auto_acceleration import choose_acceleration, kernel_slowdown
 from artnet.engine.builders import data_as_trained  # noqa: E402
 from artnet.engine.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from artnet.engine.config import DataConfig  # noqa: E402
+from artnet.machine import cpu_name  # noqa: E402
 from artnet.models.complexity import count_parameters, parse_clip_size, profile  # noqa: E402
 from artnet.table import format_table  # noqa: E402
-from artnet.machine import cpu_name  # noqa: E402
 
 TORCHVISION_MODELS = ("r3d_18", "r2plus1d_18")
 PEER = "r3d_18"

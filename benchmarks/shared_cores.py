@@ -25,6 +25,7 @@ busy neighbour slows every mode alike; on a shared machine, compare ratios withi
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -91,28 +92,30 @@ class Round:
 def run_round(mode: str, env: dict[str, str], dataset, work: Path, warmup: int, alone: int, timeout: float) -> Round:
     run_dir = work / f"{mode}-{time.monotonic_ns()}"
     main_log = run_dir / "main" / "log.jsonl"
-    main = subprocess.Popen(
-        artnet_command(
-            "train",
-            default_recipe(),
-            *data_overrides(dataset),
-            f"output_dir={run_dir / 'main'}",
-            "solver.max_iter=1000000",
-            "train.log_interval=1",
-            "train.checkpoint_interval=1000000",
-            "train.plots=false",
-        ),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(run_dir.with_suffix(".main.err"), "w"),
-        start_new_session=True,  # its DataLoader workers stop with it
-    )
+    errors = run_dir.with_suffix(".main.err")
+    with open(errors, "w") as main_stderr:
+        main = subprocess.Popen(
+            artnet_command(
+                "train",
+                default_recipe(),
+                *data_overrides(dataset),
+                f"output_dir={run_dir / 'main'}",
+                "solver.max_iter=1000000",
+                "train.log_interval=1",
+                "train.checkpoint_interval=1000000",
+                "train.plots=false",
+            ),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=main_stderr,
+            start_new_session=True,  # its own process group: stopped with its DataLoader workers
+        )
     result = Round()
     try:
         deadline = time.monotonic() + timeout
         while len(iteration_times(main_log)) < warmup + alone + 1:
             if main.poll() is not None:
-                raise RuntimeError(f"the main job ended ({main.returncode}): see {run_dir.with_suffix('.main.err')}")
+                raise RuntimeError(f"the main job ended ({main.returncode}): see {errors}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the main job did not reach iteration {warmup + alone + 1} in {timeout:.0f} s")
             time.sleep(0.2)
@@ -123,14 +126,16 @@ def run_round(mode: str, env: dict[str, str], dataset, work: Path, warmup: int, 
             artnet_command("train", TINY_RECIPE, *data_overrides(dataset), f"output_dir={side_dir}"),
             artnet_command("predict", *sorted(dataset.root.glob("*/*.mp4"))[:4], "--checkpoint", side_dir / "final.pt", "--protocol", "1clip"),
         ):
-            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+            done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout)
+            if done.returncode:
+                raise RuntimeError(f"the side job failed: {' '.join(command[2:4])}: {done.stderr[-2000:]}")
         side_end = time.time()
         result.side_seconds = side_end - side_start
     finally:
         os.killpg(main.pid, signal.SIGTERM)
         main.wait()
     times = iteration_times(main_log)
-    steps = list(zip(times, times[1:]))
+    steps = list(itertools.pairwise(times))
     result.alone = [end - start for start, end in steps[warmup : warmup + alone]]
     result.beside = [end - start for start, end in steps if start >= side_start and end <= side_end]
     log(

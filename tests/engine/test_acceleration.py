@@ -6,8 +6,8 @@ from torch.nn import functional as F
 
 from artnet import create_model
 from artnet.engine.acceleration import PRECISIONS, Acceleration, parse_setting, relative_error
-from artnet.models import SMART
 from artnet.errors import ConfigError
+from artnet.models import SMART
 
 SMALL = {"width_mult": 0.125, "depths": (1, 1, 1, 1), "num_classes": 5, "dropout": 0.0}
 

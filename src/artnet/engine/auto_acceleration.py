@@ -51,10 +51,10 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -254,7 +254,7 @@ def probe(
             # A precision the device lacks, a kernel that is missing, memory for a second copy: whatever
             # stops a candidate here only rules it out; the fp32 reference above is not guarded.
             except Exception as failure:  # noqa: BLE001
-                trials[accel] = Trial(accel, "failed", note=f"failed ({type(failure).__name__}: {str(failure).splitlines()[0][:120]})")
+                trials[accel] = Trial(accel, "failed", note=f"failed ({type(failure).__name__}: {' '.join(str(failure).split())[:120]})")
                 continue
             jobs[accel], errors[accel] = run, error
 
@@ -313,7 +313,7 @@ def summarize(pick: Trial, trials: list[Trial], where: str) -> str:
     else:
         head = f"{pick.acceleration.name}, {pick.speedup:.2f}x fp32 at rel. error {pick.error:.0e} on {where}"
     others = [trial.describe() for trial in trials if trial is not pick and trial.acceleration != FP32]
-    return head + (f" (others: {'; '.join(others)}; a pick must be >= {CLEAR_GAIN:.2f}x the one before)" if others else "")
+    return head + (f" (others: {'; '.join(others)}; a path must beat the more exact pick before it by {CLEAR_GAIN:.2f}x)" if others else "")
 
 
 # --- the cache --------------------------------------------------------------------------------

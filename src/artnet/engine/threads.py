@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 SETTING_ENV = "ARTNET_THREADS"  # auto (default) | torch | a number
 CGROUP_ROOT = Path("/sys/fs/cgroup")
