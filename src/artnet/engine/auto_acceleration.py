@@ -62,7 +62,7 @@ from torch import nn
 from ..machine import cache_dir, device_name, kernel_identity
 from .acceleration import Acceleration, parse_setting, relative_error
 
-ABANDON_FACTOR = 5.0  # dropped at once when this many times slower than fp32 (an AVX2 bf16 conv3d: 20-100x)
+ABANDON_FACTOR = 5.0  # dropped at once when this many times slower than fp32 (no fast kernel: far slower than this)
 MAX_ERROR = 1e-2  # relative error of the logits against fp32
 CLEAR_GAIN = 1.10  # a less exact candidate must be this many times as fast as the pick
 MIN_ROUNDS = 2

@@ -6,7 +6,7 @@ the cores with other work (a test beside a training run, a Slurm or container al
 * Waiting. At the end of each parallel region, GNU OpenMP's idle threads spin for a while
   before they sleep. Alone, that saves a wake-up; beside another busy process, the spinning
   threads of each process take the cores the other's working threads need, and a network of
-  many small operators (artnet's at demo size) slows down tenfold and more. Passive waiting
+  many small operators (artnet's at demo size) slows down many times over. Passive waiting
   (``OMP_WAIT_POLICY=PASSIVE``) makes them sleep at once. The OpenMP runtime reads the
   variable once, when torch loads it: it must be set before ``import torch``, which the CLI
   does first thing (``python -m artnet`` and the ``artnet`` script import no torch before).
