@@ -96,7 +96,7 @@ class Setup:
     guesses: dict = field(default_factory=lambda: {"train": 15.0, "train compiled": 150.0, "test": 10.0, "data prepare": 90.0, "data": 30.0, "DDP": 20.0})
 
 
-GPU_SETUP = Setup(device="cuda")
+GPU_SETUP = Setup(device="cuda:0")
 DRY_SETUP = Setup(
     device="cpu",
     batch=2,
@@ -425,7 +425,7 @@ def machine(setup: Setup) -> dict:
         "python": platform.python_version(),
         "device": setup.device,
     }
-    if setup.device == "cuda":
+    if torch.device(setup.device).type == "cuda":
         props = torch.cuda.get_device_properties(0)
         info.update(
             gpu=props.name,
