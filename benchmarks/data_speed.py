@@ -28,12 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from machine import cpu_name  # noqa: E402  (benchmarks/machine.py)
-
 from artnet.data import VideoDataset, VideoRecord, readers  # noqa: E402
 from artnet.data.prepare import EncodeOptions, prepare_videos  # noqa: E402
 from artnet.data.readers import decord_available  # noqa: E402
 from artnet.data.transforms import apply_crop, normalize, random_crop  # noqa: E402
+from artnet.machine import cpu_name  # noqa: E402
 from artnet.table import format_table  # noqa: E402
 
 TARGET_PREPARED = 150  # clips/s per worker, issue target

@@ -33,6 +33,7 @@ import copy
 import os
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +46,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
-from machine import cpu_name  # noqa: E402  (benchmarks/machine.py)
-
 import artnet  # noqa: E402
 from artnet.cli.parsing import parse_dims  # noqa: E402
-from artnet.engine.acceleration import Acceleration  # noqa: E402
+from artnet.engine.acceleration import Acceleration, relative_error  # noqa: E402
+from artnet.engine.auto_acceleration import choose_acceleration, kernel_slowdown, probe_clips  # noqa: E402
+from artnet.engine.checkpoint import clip_spec, load_checkpoint, model_from_checkpoint  # noqa: E402
+from artnet.machine import cpu_name  # noqa: E402
 from artnet.models.complexity import count_parameters, profile  # noqa: E402
 from artnet.table import format_table  # noqa: E402
 
@@ -59,6 +61,7 @@ TARGET_MODEL, TARGET_GMACS_RATIO, TARGET_SPEEDUP, TARGET_ERROR = "artnet_r18_d",
 CALIBRATION_CLIPS = 4
 SLOW_PATH_FACTOR = 3.0  # a path whose probe convolution is this much slower than fp32 is measured small (20-50x seen)
 SMALL_BATCH, SMALL_CLIP = 2, (8, 56, 56)  # BN in training mode needs a few values per channel
+AUTO_PROBE_BATCH = 2
 
 FP32 = Acceleration()
 FAST_PATHS = [
@@ -139,10 +142,6 @@ def round_robin(jobs: dict[str, Callable[[], object]], repeats: int, label: str,
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def relative_error(y: torch.Tensor, reference: torch.Tensor) -> float:
-    return ((y.float() - reference).norm() / reference.norm()).item()
-
-
 # --- table 1: every model, fp32 eager ------------------------------------------------------
 
 
@@ -198,22 +197,6 @@ def model_table(names: list[str], batch: int, clip: tuple[int, int, int], repeat
 
 
 # --- table 2: fast paths of one model ------------------------------------------------------
-
-
-def probe_slowdown(accel: Acceleration, rounds: int = 3) -> float:
-    """Time of one 3D convolution under ``accel`` over fp32 with the same layout: best of interleaved rounds."""
-    conv = nn.Conv3d(64, 64, 3, padding=1, bias=False)
-    clips = torch.randn(1, 64, 4, 28, 28)
-    reference = Acceleration(channels_last=accel.channels_last)
-    jobs = {path: (path.apply(copy.deepcopy(conv)), path.prepare_input(clips)) for path in (reference, accel)}
-    best = {path: float("inf") for path in jobs}
-    for round_index in range(rounds + 1):
-        for path, (layer, x) in jobs.items():
-            start = time.perf_counter()
-            inference(layer, x, path)
-            if round_index:  # round 0 warms up
-                best[path] = min(best[path], time.perf_counter() - start)
-    return best[accel] / best[reference]
 
 
 @dataclass
@@ -277,7 +260,7 @@ def fast_path_table(
     name: str, batch: int, clip: tuple[int, int, int], repeats: int, compile: bool, small_clip: tuple[int, int, int], judge: bool
 ) -> str:
     paths = [p for p in FAST_PATHS if compile or not p.compile]
-    slowdowns = {p: probe_slowdown(p) for p in paths if p.precision != "fp32"}
+    slowdowns = {p: kernel_slowdown(p) for p in paths if p.precision != "fp32"}
     slow = [p for p, factor in slowdowns.items() if factor > SLOW_PATH_FACTOR]
     for p in slow:
         log(f"{p.name}: a 3D convolution runs {slowdowns[p]:.0f}x slower than fp32 here; measured at batch {SMALL_BATCH}")
@@ -308,6 +291,29 @@ def fast_path_table(
     return text
 
 
+# --- what `acceleration: auto` picks ------------------------------------------------------
+
+
+def auto_choice(name: str, clip: tuple[int, int, int], checkpoint: str | None = None) -> str:
+    """What ``acceleration: auto`` picks here, probed afresh (a throw-away cache): for the random
+    weights of the fast-path table (BN calibrated as there), or for a trained checkpoint at its clip size."""
+    if checkpoint:
+        payload = load_checkpoint(checkpoint)
+        model = model_from_checkpoint(payload, source=checkpoint)
+        example = probe_clips(clip_spec(payload), batch=AUTO_PROBE_BATCH)
+        what = f"{checkpoint} ({payload['model']['name']}, trained weights)"
+    else:
+        torch.manual_seed(0)
+        model = build(name, dropout=0.0)
+        _calibrate_batch_norm(model, torch.randn(CALIBRATION_CLIPS, 3, *clip))
+        example, what = torch.randn(AUTO_PROBE_BATCH, 3, *clip), f"{name} (random weights)"
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        choice = choose_acceleration(model, example, cache=Path(folder) / "acceleration.json")
+    shape = "x".join(map(str, example.shape[2:]))
+    return f"`acceleration: auto` for {what}, probed at batch {AUTO_PROBE_BATCH}, {shape} in {time.perf_counter() - started:.0f} s: {choice.summary}"
+
+
 # --- command line --------------------------------------------------------------------------
 
 
@@ -323,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast-model", default=TARGET_MODEL, choices=artnet.list_models(), help="model of the fast-path table")
     parser.add_argument("--no-fast-paths", action="store_true", help="only the fp32 eager table")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile paths (minutes of compiling)")
+    parser.add_argument("--no-auto", action="store_true", help="leave out what `acceleration: auto` picks")
+    parser.add_argument("--auto-checkpoint", default=None, metavar="CKPT", help="what auto picks for this trained model (default: the random weights of --fast-model)")
     parser.add_argument("--quick", action="store_true", help="smoke run: batch 2, 8x56x56 clips, one repeat, no compile")
     args = parser.parse_args(argv)
     if args.quick:
@@ -342,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_fast_paths:
         print(f"\n## Fast CPU paths of {args.fast_model}, batch {args.batch}, {args.clip} clips\n")
         print(fast_path_table(args.fast_model, args.batch, clip, args.repeats, not args.no_compile, small_clip, judge), flush=True)
+    if not args.no_auto:
+        print(f"\n{auto_choice(args.fast_model, clip, args.auto_checkpoint)}", flush=True)
     if not judge:
         print("\n(--quick: a smoke run; the targets are judged by full runs only)")
     return 0

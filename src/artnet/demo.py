@@ -12,7 +12,6 @@ them, so on the temporal pairs it can only guess which of the two it is (50%).
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +25,7 @@ from .engine.config import load_config
 from .engine.evaluate import EvalResult
 from .engine.testing import run_test
 from .engine.train import train
+from .machine import cache_dir
 from .plots import pyplot
 from .table import format_table
 
@@ -38,7 +38,7 @@ def default_recipe() -> Path:
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("ARTNET_CACHE", Path.home() / ".cache" / "artnet")) / "synthetic"
+    return cache_dir() / "synthetic"
 
 
 @dataclass

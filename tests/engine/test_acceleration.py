@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from artnet import create_model
-from artnet.engine.acceleration import Acceleration
+from artnet.engine.acceleration import PRECISIONS, Acceleration, parse_setting, relative_error
 from artnet.errors import ConfigError
 from artnet.models import SMART
 
@@ -28,10 +28,6 @@ def model():
 @pytest.fixture
 def clips():
     return torch.randn(2, 3, 8, 32, 32)
-
-
-def relative_error(y, reference):
-    return ((y.float() - reference).norm() / reference.norm()).item()
 
 
 def forward(accel, model, clips):
@@ -190,6 +186,37 @@ def test_from_config_reads_the_three_keys():
 def test_bad_settings_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         Acceleration(**options)
+
+
+@pytest.mark.parametrize("accel", [Acceleration(p, cl, c) for p in PRECISIONS for cl in (False, True) for c in (False, True)])
+def test_a_setting_reads_back_from_its_name(accel):
+    assert Acceleration.parse(accel.name) == accel
+    assert Acceleration.parse(accel.name.replace(" ", "")) == parse_setting(accel.name) == accel
+
+
+def test_settings_in_any_order_and_case_default_to_fp32():
+    assert Acceleration.parse("channels_last") == Acceleration(channels_last=True)
+    assert Acceleration.parse("Compile + BF16+channels_last") == Acceleration("bf16", True, True)
+    assert parse_setting("auto") is None and parse_setting(" Auto ") is None
+
+
+@pytest.mark.parametrize(
+    "setting, problem",
+    [
+        ("bf61+channels_last", "unknown part 'bf61'"),
+        ("bf16+fp16", "two precisions"),
+        ("channels_last+channels_last", "a part given twice"),
+        ("fp32+", "an empty part"),
+        ("auto+bf16", "'auto' stands alone"),
+    ],
+)
+def test_bad_settings_name_the_problem_and_the_form(setting, problem):
+    with pytest.raises(ConfigError) as raised:
+        parse_setting(setting)
+    assert str(raised.value) == (
+        f"acceleration {setting!r}: {problem}; write 'auto', or a precision (fp32, bf16, fp16) "
+        "and switches (channels_last, compile) joined by '+', e.g. 'bf16+channels_last'"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -17,6 +17,10 @@ the weights to another memory layout in place, and ``compile`` wraps the same mo
 ``_orig_mod.``, hence: save ``model``). Reduced precision is autocast: the weights stay fp32
 and the optimizer steps fp32 weights.
 
+A setting is written as the parts of its name joined by ``+``: ``fp32``, ``bf16+channels_last``,
+``fp32+channels_last+compile`` (:meth:`Acceleration.parse`); ``auto`` stands for the choice
+:mod:`artnet.engine.auto_acceleration` makes by timing the paths on this machine.
+
 Which switch pays off depends on the CPU; ``python benchmarks/model_speed.py`` measures them
 side by side. On a CPU without native bf16/fp16 convolutions (e.g. AVX2-only x86), PyTorch
 runs reduced-precision 3D convolutions through a slow reference kernel: keep ``fp32`` there.
@@ -40,6 +44,7 @@ from ..errors import ConfigError
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _SWITCHES = ("channels_last", "compile")
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,28 @@ class Acceleration:
         """Read the keys ``precision``, ``channels_last`` and ``compile``; other keys are ignored."""
         return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
 
+    @classmethod
+    def parse(cls, setting: str) -> Acceleration:
+        """``"bf16+channels_last"`` (or its :attr:`name`, ``"bf16 + channels_last"``) -> the switch.
+
+        At most one precision (default fp32) and each switch at most once, in any order.
+        """
+        parts = [part.strip().lower() for part in str(setting).split("+")]
+        precisions = [part for part in parts if part in PRECISIONS]
+        unknown = [part for part in parts if part not in PRECISIONS and part not in _SWITCHES]
+        if unknown or len(precisions) > 1 or len(set(parts)) < len(parts):
+            if AUTO in unknown:
+                problem = f"{AUTO!r} stands alone"
+            elif unknown:
+                problem = f"unknown part {unknown[0]!r}" if unknown[0] else "an empty part"
+            else:
+                problem = "two precisions" if len(set(precisions)) > 1 else "a part given twice"
+            raise ConfigError(
+                f"acceleration {setting!r}: {problem}; write {AUTO!r}, or a precision ({', '.join(PRECISIONS)}) "
+                f"and switches ({', '.join(_SWITCHES)}) joined by '+', e.g. 'bf16+channels_last'"
+            )
+        return cls(precisions[0] if precisions else "fp32", **{name: name in parts for name in _SWITCHES})
+
     @property
     def dtype(self) -> torch.dtype:
         return PRECISIONS[self.precision]
@@ -79,12 +106,15 @@ class Acceleration:
         """``"fp32"``, ``"bf16 + channels_last + compile"``: for logs and tables."""
         return " + ".join([self.precision] + [name for name in _SWITCHES if getattr(self, name)])
 
-    def apply(self, model: nn.Module) -> nn.Module:
-        """The model to call: weights in the chosen layout, compiled if asked (in place for the layout)."""
+    def apply(self, model: nn.Module, **compile_options: Any) -> nn.Module:
+        """The model to call: weights in the chosen layout, compiled if asked (in place for the layout).
+
+        ``compile_options`` go to ``torch.compile`` (e.g. ``mode="max-autotune"``, ``backend="eager"``).
+        """
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
         if self.compile:
-            model = torch.compile(model)
+            model = torch.compile(model, **compile_options)
         return model
 
     def prepare_input(self, clips: torch.Tensor) -> torch.Tensor:
@@ -144,3 +174,20 @@ def _conv_weight_gradient_agreement(dtype: torch.dtype, channels_last: bool) -> 
         y.float().backward(upstream)
         gradients.append(w.grad.flatten())
     return F.cosine_similarity(*gradients, dim=0).item()
+
+
+def parse_setting(setting: str) -> Acceleration | None:
+    """A user's acceleration setting: None for ``"auto"`` (chosen per machine), else the switch it names."""
+    if str(setting).strip().lower() == AUTO:
+        return None
+    return Acceleration.parse(setting)
+
+
+def relative_error(y: torch.Tensor, reference: torch.Tensor) -> float:
+    """``||y - reference|| / ||reference||`` (Frobenius norms over the whole tensor, in fp64).
+
+    Of logits ``(N, K)``: how far a fast path's scores are from fp32's on the same clips; NaN or
+    infinity when ``y`` overflowed.
+    """
+    y, reference = y.detach().to("cpu", torch.float64), reference.detach().to("cpu", torch.float64)
+    return ((y - reference).norm() / reference.norm()).item()

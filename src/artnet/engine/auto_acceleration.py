@@ -1,0 +1,355 @@
+"""``acceleration: auto``: the fastest way to run a model on this machine that stays close to fp32.
+
+Which path pays off depends on the machine. On a CPU with native bf16 (AVX512-BF16, AMX), bf16
+autocast with channels_last runs a 3D CNN several times as fast as fp32; on an AVX2-only CPU the
+same bf16 path goes through PyTorch's reference 3D convolution and is tens of times slower. So,
+on first use on a machine, :func:`choose_acceleration` times the candidates on the model to be
+run and keeps the answer::
+
+    choice = resolve_acceleration("auto", model, probe_clips(ClipSpec()))
+    print(choice.reason)       # one line: what was chosen, how much faster, at what error, why
+    runner = choice.acceleration.apply(model)
+
+How it chooses:
+
+1. Candidates, in order of how far they depart from fp32 eager: fp32, fp32 + channels_last,
+   bf16, bf16 + channels_last, then fp16 and fp16 + channels_last where the device has fp16
+   kernels (CUDA; a CPU whose oneDNN has native fp16). ``compile`` is never probed: compiling
+   takes a minute or more.
+2. A reduced precision whose one 3D convolution runs more than :data:`ABANDON_FACTOR` times
+   slower than fp32's has no fast kernel here and is dropped before the model runs; so is a
+   candidate whose first call on the probe batch takes more than :data:`ABANDON_FACTOR` times
+   fp32's first call.
+3. Accuracy gate: the candidate's logits on the probe batch must be within :data:`MAX_ERROR` of
+   fp32's by :func:`~artnet.engine.acceleration.relative_error`, i.e.
+   ``||y - y_fp32||_F / ||y_fp32||_F`` over the whole ``(N, K)`` logits of the same weights and
+   clips (NaN or infinite logits fail).
+4. The survivors run in interleaved rounds (each once per round, so that a busy neighbour slows
+   all alike), ``rounds`` of them or fewer once ``budget_s`` is spent (at least
+   :data:`MIN_ROUNDS`); a candidate's time is its median.
+5. Walking the candidates in the order of 1., one replaces the pick only when it runs at least
+   :data:`CLEAR_GAIN` times as fast as the pick: fp32 stays unless something is clearly faster,
+   and of two close candidates the more exact one wins.
+
+The choice is cached in ``acceleration.json`` under :func:`artnet.machine.cache_dir`, keyed by
+:func:`probe_key`: what decides which kernels run (:func:`artnet.machine.kernel_identity`: the
+CPU's name and kernel ISA flags, or the GPU's name and compute capability, and torch's version),
+and the probe's identity (the model: its class and parameter count, or a name the caller gives;
+the probe batch's shape). Writes are atomic; an unreadable or corrupt file is ignored and
+rewritten. ``reprobe=True`` or ``ARTNET_REPROBE=1`` probes again and replaces the entry.
+
+With several processes on one machine (torchrun), let one process choose and broadcast the
+choice: processes probing side by side would time each other's contention.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.clip import ClipSpec
+from ..machine import cache_dir, device_name, kernel_identity
+from .acceleration import Acceleration, parse_setting, relative_error
+
+ABANDON_FACTOR = 5.0  # dropped at once when this many times slower than fp32 (no fast kernel: far slower than this)
+MAX_ERROR = 1e-2  # relative error of the logits against fp32
+CLEAR_GAIN = 1.10  # a less exact candidate must be this many times as fast as the pick
+MIN_ROUNDS = 2
+CACHE_FILE = "acceleration.json"
+CACHE_FORMAT = 1
+REPROBE_ENV = "ARTNET_REPROBE"
+
+FP32 = Acceleration()
+
+# time_call(stage, acceleration, call) -> (call's output, seconds); stage: "kernel", "first call" or "round"
+TimeCall = Callable[[str, Acceleration, Callable[[], torch.Tensor]], "tuple[torch.Tensor, float]"]
+
+
+def measure(stage: str, accel: Acceleration, call: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+    """Wall seconds of ``call()``, waiting for the GPU to finish it."""
+    start = time.perf_counter()
+    out = call()
+    if out.is_cuda:
+        torch.cuda.synchronize(out.device)
+    return out, time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What became of one candidate."""
+
+    acceleration: Acceleration
+    verdict: str  # "ok" | "slow" | "inaccurate" | "failed" | "unchecked" (fp32's own logits overflow)
+    speedup: float = math.nan  # fp32's median seconds over this one's ("ok" only)
+    error: float = math.nan  # relative error of its logits against fp32's
+    note: str = ""  # why it was dropped
+
+    def describe(self) -> str:
+        if self.verdict == "ok":
+            precise = self.acceleration.precision == "fp32"
+            return f"{self.acceleration.name} {self.speedup:.2f}x" + ("" if precise else f" at {self.error:.0e}")
+        return f"{self.acceleration.name}: {self.note}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    acceleration: Acceleration
+    reason: str  # one line for the log: the summary, and where it came from (probed, cached, as set)
+    summary: str = ""  # what was chosen and why: the speed-up, the error, what the others did
+    trials: tuple[Trial, ...] = ()  # empty when the choice was given or cached
+
+
+def resolve_acceleration(setting: str, model: nn.Module, example: torch.Tensor, **options) -> Choice:
+    """The acceleration a user's setting asks for: ``"auto"`` -> :func:`choose_acceleration`
+    (``options`` go there), anything else is parsed (:meth:`Acceleration.parse`) and used as set."""
+    accel = parse_setting(setting)
+    if accel is not None:
+        return Choice(accel, f"acceleration: {accel.name} (as set)", "as set")
+    return choose_acceleration(model, example, **options)
+
+
+def probe_clips(clip: ClipSpec, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A probe batch of ``clip.input_shape`` clips: random pixels, normalised as the model's inputs
+    are, so that its activations have the scale they have in use."""
+    from ..data.transforms import normalize
+
+    channels, frames, height, width = clip.input_shape
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (batch, frames, height, width, channels), dtype=torch.uint8, generator=generator)
+    return normalize(pixels, clip.normalization)
+
+
+def probe_key(model: nn.Module, example: torch.Tensor, identity: str | None = None) -> str:
+    """The cache key: kernels (device, ISA, torch version) | the model | the probe batch's shape."""
+    model_identity = identity or f"{type(model).__name__} with {sum(p.numel() for p in model.parameters())} parameters"
+    return f"{kernel_identity(example.device)} | {model_identity} | input {'x'.join(map(str, example.shape))}"
+
+
+def candidates(device: torch.device) -> list[Acceleration]:
+    """What is probed on ``device``, in order of departure from fp32 eager."""
+    precisions = ["fp32", "bf16", "fp16"]
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        precisions.remove("bf16")
+    if device.type == "cpu" and not _cpu_has_fp16_kernels():
+        precisions.remove("fp16")  # bf16 is probed everywhere: the kernel check drops it in milliseconds
+    return [Acceleration(precision, channels_last) for precision in precisions for channels_last in (False, True)]
+
+
+def _cpu_has_fp16_kernels() -> bool:
+    try:  # a private query: oneDNN's native fp16 (AVX512-FP16, AMX-FP16); without it fp16 is emulated
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def choose_acceleration(
+    model: nn.Module,
+    example: torch.Tensor,
+    *,
+    identity: str | None = None,
+    cache: str | Path | None = None,
+    reprobe: bool | None = None,
+    time_call: TimeCall = measure,
+    rounds: int = 5,
+    budget_s: float = 20.0,
+) -> Choice:
+    """The acceleration to run ``model`` with on its device (see the module's doc for how).
+
+    Args:
+        model: the model to be run, on its device (left as it was: its train/eval mode and
+            memory format are restored or untouched; channels_last is probed on a copy).
+        example: a probe batch, e.g. :func:`probe_clips`; small, since every candidate runs it
+            a few times. Moved to the model's device.
+        identity: names the model in the cache key (default: its class and parameter count).
+        cache: the cache file (default ``<cache_dir()>/acceleration.json``).
+        reprobe: probe even when a cached choice exists (default: ``$ARTNET_REPROBE`` set and not 0).
+        time_call: how a call is timed (tests give a fake clock).
+        rounds, budget_s: at most this many timed rounds, fewer once this many seconds are spent.
+    """
+    device = next(model.parameters()).device
+    example = example.to(device)
+    key = probe_key(model, example, identity)
+    path = Path(cache) if cache is not None else cache_dir() / CACHE_FILE
+    if reprobe is None:
+        reprobe = os.environ.get(REPROBE_ENV, "") not in ("", "0")
+    entries = _read_cache(path)
+    cached = None if reprobe else _cached_choice(entries.get(key))
+    if cached is not None:
+        accel, summary = cached
+        return Choice(accel, f"acceleration auto: {summary}; cached in {path} ({REPROBE_ENV}=1 probes again)", summary)
+
+    started = time.perf_counter()
+    trials = probe(model, example, candidates(device), time_call, rounds, budget_s)
+    pick = pick_fastest(trials)
+    summary = summarize(pick, trials, device_name(device))
+    if any(trial.verdict == "unchecked" for trial in trials):
+        kept = "not cached: these weights overflow, others of the same model may not"
+    else:
+        entries[key] = {"acceleration": pick.acceleration.name, "summary": summary, "probed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        try:
+            _write_cache(path, entries)
+            kept = f"cached in {path}"
+        except OSError as error:
+            kept = f"not cached ({error.strerror}: {path})"
+    seconds = time.perf_counter() - started
+    return Choice(pick.acceleration, f"acceleration auto: {summary}; probed in {seconds:.0f} s, {kept}", summary, tuple(trials))
+
+
+def probe(
+    model: nn.Module, example: torch.Tensor, accelerations: list[Acceleration], time_call: TimeCall = measure, rounds: int = 5, budget_s: float = 20.0
+) -> list[Trial]:
+    """Steps 2-4 of the module's doc: one :class:`Trial` per acceleration (the first must be fp32)."""
+    if accelerations[0] != FP32:
+        raise ValueError("the first candidate is the fp32 reference")
+    was_training = model.training
+    layouts: dict[bool, nn.Module] = {False: model}
+
+    def job(accel: Acceleration) -> Callable[[], torch.Tensor]:
+        if accel.channels_last not in layouts:
+            layouts[accel.channels_last] = accel.apply(copy.deepcopy(model))  # apply() converts in place: a copy
+        net, x = layouts[accel.channels_last], accel.prepare_input(example)
+
+        def run() -> torch.Tensor:
+            with torch.inference_mode(), accel.autocast(example.device.type):
+                return net(x)
+
+        return run
+
+    model.eval()
+    try:
+        jobs = {FP32: job(FP32)}
+        reference, fp32_first = time_call("first call", FP32, jobs[FP32])
+        if not torch.isfinite(reference).all():
+            unchecked = [Trial(accel, "unchecked", note="not tried: fp32's logits are not finite") for accel in accelerations[1:]]
+            return [Trial(FP32, "ok", speedup=1.0, error=0.0)] + unchecked
+        trials: dict[Acceleration, Trial] = {}
+        errors = {FP32: 0.0}
+        for accel in accelerations[1:]:
+            try:
+                if accel.precision != FP32.precision:
+                    slowdown = kernel_slowdown(accel, example.device, time_call)
+                    if slowdown > ABANDON_FACTOR:
+                        trials[accel] = Trial(accel, "slow", note=f"no fast kernel (a 3D convolution {slowdown:.0f}x slower than fp32)")
+                        continue
+                run = job(accel)
+                logits, first = time_call("first call", accel, run)
+                if first > ABANDON_FACTOR * fp32_first:
+                    trials[accel] = Trial(accel, "slow", note=f"first call {first / fp32_first:.0f}x as long as fp32's")
+                    continue
+                error = relative_error(logits, reference)
+                if not error <= MAX_ERROR:
+                    problem = f"rel. error {error:.1e} > {MAX_ERROR:g}" if math.isfinite(error) else "logits overflow"
+                    trials[accel] = Trial(accel, "inaccurate", error=error, note=problem)
+                    continue
+            # A precision the device lacks, a kernel that is missing, memory for a second copy: whatever
+            # stops a candidate here only rules it out; the fp32 reference above is not guarded.
+            except Exception as failure:  # noqa: BLE001
+                trials[accel] = Trial(accel, "failed", note=f"failed ({type(failure).__name__}: {' '.join(str(failure).split())[:120]})")
+                continue
+            jobs[accel], errors[accel] = run, error
+
+        seconds: dict[Acceleration, list[float]] = {accel: [] for accel in jobs}
+        started = time.perf_counter()
+        for round_index in range(max(rounds, MIN_ROUNDS)):
+            if round_index >= MIN_ROUNDS and time.perf_counter() - started > budget_s:
+                break
+            for accel, run in jobs.items():
+                seconds[accel].append(time_call("round", accel, run)[1])
+    finally:
+        model.train(was_training)
+    fp32_seconds = statistics.median(seconds[FP32])
+    for accel in jobs:
+        trials[accel] = Trial(accel, "ok", speedup=fp32_seconds / statistics.median(seconds[accel]), error=errors[accel])
+    return [trials[accel] for accel in accelerations]
+
+
+def kernel_slowdown(accel: Acceleration, device: torch.device | str = "cpu", time_call: TimeCall = measure, rounds: int = 3) -> float:
+    """How many times longer one 3D convolution takes under ``accel`` than in fp32 in the same
+    layout (best of interleaved rounds after a warm-up): tens where the precision has no fast kernel."""
+    conv = nn.Conv3d(32, 32, 3, padding=1, bias=False).to(device)
+    clips = torch.randn(1, 32, 4, 16, 16, device=device)
+    reference = Acceleration(channels_last=accel.channels_last)
+    calls = {}
+    for path in (reference, accel):
+        layer, x = path.apply(copy.deepcopy(conv)), path.prepare_input(clips)
+
+        def call(layer=layer, x=x, path=path) -> torch.Tensor:
+            with torch.inference_mode(), path.autocast(torch.device(device).type):
+                return layer(x)
+
+        calls[path] = call
+    best = {path: math.inf for path in calls}
+    for round_index in range(rounds + 1):
+        for path, call in calls.items():
+            seconds = time_call("kernel", path, call)[1]
+            if round_index:  # round 0 warms up
+                best[path] = min(best[path], seconds)
+    return best[accel] / best[reference]
+
+
+def pick_fastest(trials: list[Trial]) -> Trial:
+    """Step 5 of the module's doc: ``trials`` in order of departure from fp32, the first fp32."""
+    pick = trials[0]
+    for trial in trials[1:]:
+        if trial.verdict == "ok" and trial.speedup >= CLEAR_GAIN * pick.speedup:
+            pick = trial
+    return pick
+
+
+def summarize(pick: Trial, trials: list[Trial], where: str) -> str:
+    """``bf16 + channels_last, 2.61x fp32 at rel. error 4e-03 on <CPU> (fp32 + channels_last 1.20x, ...)``."""
+    if pick.acceleration == FP32:
+        head = f"fp32 on {where}"
+    else:
+        head = f"{pick.acceleration.name}, {pick.speedup:.2f}x fp32 at rel. error {pick.error:.0e} on {where}"
+    others = [trial.describe() for trial in trials if trial is not pick and trial.acceleration != FP32]
+    return head + (f" (others: {'; '.join(others)}; a path must beat the more exact pick before it by {CLEAR_GAIN:.2f}x)" if others else "")
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+
+def _read_cache(path: Path) -> dict[str, dict]:
+    """The cached choices; a missing, unreadable or corrupt file counts as empty (and is rewritten)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("choices"), dict):
+        return {}
+    return data["choices"]
+
+
+def _cached_choice(entry: object) -> tuple[Acceleration, str] | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("summary"), str):
+        return None
+    try:
+        return Acceleration.parse(entry["acceleration"]), entry["summary"]
+    except (KeyError, ValueError):  # ConfigError is a ValueError
+        return None
+
+
+def _write_cache(path: Path, entries: dict[str, dict]) -> None:
+    """Replace the file atomically: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump({"format": CACHE_FORMAT, "choices": entries}, file, indent=2, sort_keys=True)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

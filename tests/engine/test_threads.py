@@ -1,0 +1,125 @@
+"""Threads on shared cores: the usable cores (affinity, cgroup limits, local processes), what the user
+set wins, and the CLI sets OpenMP's wait policy before torch loads."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from artnet.engine.threads import cgroup_cpu_limit, configure_threads, usable_cores
+from artnet.errors import ConfigError
+
+from .conftest import ROOT
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def cgroup(tmp_path):
+    """A cgroup file system in a folder, and the /proc/self/cgroup that points into it."""
+    root, self_cgroup = tmp_path / "sys_fs_cgroup", tmp_path / "proc_self_cgroup"
+    root.mkdir()
+    return root, self_cgroup
+
+
+def test_cgroup_v2_limit_and_the_tightest_one_above(cgroup):
+    root, self_cgroup = cgroup
+    write(self_cgroup, "0::/job/step\n")
+    write(root / "job" / "cpu.max", "400000 100000\n")
+    write(root / "job" / "step" / "cpu.max", "max 100000\n")
+    assert cgroup_cpu_limit(root, self_cgroup) == 4.0
+    write(root / "job" / "step" / "cpu.max", "150000 100000\n")
+    assert cgroup_cpu_limit(root, self_cgroup) == 1.5
+
+
+def test_cgroup_v1_quota_over_period(cgroup):
+    root, self_cgroup = cgroup
+    write(self_cgroup, "4:memory:/slurm/job\n3:cpu,cpuacct:/slurm/job\n")
+    folder = root / "cpu,cpuacct" / "slurm" / "job"
+    write(folder / "cpu.cfs_quota_us", "200000\n")
+    write(folder / "cpu.cfs_period_us", "100000\n")
+    assert cgroup_cpu_limit(root, self_cgroup) == 2.0
+    write(folder / "cpu.cfs_quota_us", "-1\n")
+    assert cgroup_cpu_limit(root, self_cgroup) is None
+
+
+def test_hybrid_layout_and_a_container_that_sees_its_cgroup_as_the_root(cgroup):
+    root, self_cgroup = cgroup
+    write(self_cgroup, "1:cpu:/\n0::/kubepods/pod1/abc\n")  # the path is the host's; the container sees only the root
+    write(root / "unified" / "cpu.max", "300000 100000\n")
+    write(root / "cpu" / "cpu.cfs_quota_us", "-1\n")
+    write(root / "cpu" / "cpu.cfs_period_us", "100000\n")
+    assert cgroup_cpu_limit(root, self_cgroup) == 3.0
+
+
+def test_no_limit_anywhere(cgroup):
+    root, self_cgroup = cgroup
+    write(self_cgroup, "0::/\n")
+    assert cgroup_cpu_limit(root, self_cgroup) is None
+
+
+@pytest.mark.parametrize(
+    "affinity, limit, local, cores, why",
+    [
+        (64, None, None, 64, "64 CPUs"),
+        (8, None, None, 8, "8 CPUs in the affinity mask"),  # a Slurm allocation of 8 cores
+        (64, "400000 100000", None, 4, "64 CPUs, a cgroup limit of 4 CPUs"),  # docker --cpus=4
+        (64, "50000 100000", None, 1, "64 CPUs, a cgroup limit of 0.5 CPUs"),
+        (8, None, "3", 2, "8 CPUs in the affinity mask, shared by 3 local processes"),
+        (8, "400000 100000", "8", 1, "8 CPUs in the affinity mask, a cgroup limit of 4 CPUs, shared by 8 local processes"),
+    ],
+)
+def test_usable_cores(cgroup, affinity, limit, local, cores, why):
+    root, self_cgroup = cgroup
+    write(self_cgroup, "0::/\n")
+    if limit:
+        write(root / "cpu.max", limit)
+    environ = {"LOCAL_WORLD_SIZE": local} if local else {}
+    share = usable_cores(affinity=affinity, cpu_count=64, cgroup_root=root, self_cgroup=self_cgroup, environ=environ)
+    assert (share.cores, share.why) == (cores, why)
+
+
+def test_usable_cores_of_this_process():
+    assert 1 <= usable_cores().cores <= len(os.sched_getaffinity(0))
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_omp_num_threads_wins(restore_threads):
+    torch.set_num_threads(1)
+    setup = configure_threads({"OMP_NUM_THREADS": "1", "ARTNET_THREADS": "2", "LOCAL_WORLD_SIZE": "1"})
+    assert torch.get_num_threads() == setup.threads == 1 and not setup.changed
+    assert setup.message.startswith("threads: 1 (OMP_NUM_THREADS=1)")
+
+
+def test_an_explicit_count_and_the_switch_to_leave_everything(restore_threads):
+    default = torch.get_num_threads()
+    assert configure_threads({"ARTNET_THREADS": "torch"}).message == "threads: as PyTorch and OpenMP set them (ARTNET_THREADS=torch)"
+    assert torch.get_num_threads() == default
+    setup = configure_threads({"ARTNET_THREADS": "1"})
+    assert torch.get_num_threads() == setup.threads == 1 and setup.changed == (default != 1)
+    assert "torch was loaded before artnet could set it" in setup.message  # in this process, pytest loaded torch first
+    with pytest.raises(ConfigError, match="ARTNET_THREADS='many': write auto, torch, or a number of threads"):
+        configure_threads({"ARTNET_THREADS": "many"})
+
+
+def test_the_cli_sets_passive_waiting_before_torch_loads():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    env.update(PYTHONPATH=str(ROOT / "src"), ARTNET_THREADS="1")  # a count unlike PyTorch's prints the line
+    if torch.get_num_threads() == 1:
+        env["ARTNET_THREADS"] = "2"
+    result = subprocess.run([sys.executable, "-m", "artnet", "info"], env=env, capture_output=True, text=True, timeout=120)
+    threads, error = result.stderr.strip().splitlines()
+    assert threads.startswith(f"artnet info: threads: {env['ARTNET_THREADS']} (ARTNET_THREADS=")
+    assert threads.endswith("idle OpenMP threads sleep at once (OMP_WAIT_POLICY=PASSIVE)")
+    assert error == "artnet info: error: give a model name or --all" and result.returncode == 2
