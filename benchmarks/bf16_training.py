@@ -6,7 +6,7 @@
 
 Training steps (forward, cross-entropy, backward, an SGD step) of ``artnet demo``'s model
 (artnet_r18_d at width 1/8, 12 classes, batch 16 of 16x56x56 clips; see
-``artnet/resources/demo.yaml``) in fp32, bf16 autocast and bf16 autocast + channels_last_3d,
+the packaged ``demo`` recipe) in fp32, bf16 autocast and bf16 autocast + channels_last_3d,
 interleaved round-robin (median over rounds), each path on its own copy of the same weights.
 Before timing, each path's gradient of one batch is compared with fp32's on the same weights
 and clips: the cosine of the whole gradient, and the parameter with the lowest cosine (a

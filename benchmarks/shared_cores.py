@@ -5,9 +5,9 @@ PyTorch's thread defaults and with artnet's (``artnet.engine.threads``).
     python benchmarks/shared_cores.py --alone 10 --rounds 1
     python benchmarks/shared_cores.py --mode one-thread:ARTNET_THREADS=1   # another mode beside the two
 
-The main job is the packaged demo recipe (``artnet train`` with ``artnet/resources/demo.yaml``,
+The main job is the packaged demo recipe (``artnet train demo``,
 a log line every iteration) on a small built-in dataset. The side job is what a user starts
-beside it: a tiny training run (``configs/tests/tiny.yaml``), then ``artnet predict`` of a few
+beside it: a tiny training run (the packaged ``tiny`` recipe), then ``artnet predict`` of a few
 videos with its checkpoint. For each mode and round, the main job runs ``--warmup`` iterations,
 then ``--alone`` iterations alone, then the side job starts; the main job's iterations that ran
 wholly while the side job ran are its "beside" figure, and it is stopped when the side job ends.
@@ -45,7 +45,7 @@ from artnet.demo import default_recipe  # noqa: E402
 from artnet.machine import cpu_name  # noqa: E402
 from artnet.table import format_table  # noqa: E402
 
-TINY_RECIPE = ROOT / "configs" / "tests" / "tiny.yaml"
+TINY_RECIPE = "tiny"  # the packaged recipe
 MODES = {"torch": {"ARTNET_THREADS": "torch"}, "artnet": {}}
 CLEARED = ("OMP_", "GOMP_", "KMP_", "MKL_NUM_THREADS", "ARTNET_THREADS")
 

@@ -17,6 +17,18 @@ def require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """The suite's caches (the acceleration choice, ...) in a folder of its own, for child processes too."""
+    previous = os.environ.get("ARTNET_CACHE")
+    os.environ["ARTNET_CACHE"] = str(tmp_path_factory.mktemp("artnet_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("ARTNET_CACHE", None)
+    else:
+        os.environ["ARTNET_CACHE"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

@@ -33,7 +33,7 @@ def test_a_version_1_checkpoint_reads_into_the_clip_spec():
 def test_it_tests_as_before(expected, tmp_path):
     config = load_config(
         None,
-        ["data.format=list", f"data.root={MEDIA}", f"data.annotations={LEGACY / 'list.txt'}", "test.num_workers=0", "model.name=artnet_r18_d"],
+        ["data.format=list", f"data.root={MEDIA}", f"data.annotations={LEGACY / 'list.txt'}", "test.num_workers=0", "model.name=artnet_r18_d", "test.acceleration=fp32"],
     )
     (result,) = run_test(config, str(LEGACY / "artnet_r18_d_v1.pt"), protocol=expected["test_protocol"], out_dir=str(tmp_path))
     np.testing.assert_allclose(result.video_scores, np.array(expected["test_scores"]), rtol=1e-4, atol=1e-4)
@@ -43,7 +43,7 @@ def test_it_tests_as_before(expected, tmp_path):
 
 
 def test_it_predicts_as_before(expected):
-    predictions = predict([str(MEDIA / path) for path in expected["list"]], str(LEGACY / "artnet_r18_d_v1.pt"), topk=3, protocol=expected["predict_protocol"], num_workers=0)
+    predictions = predict([str(MEDIA / path) for path in expected["list"]], str(LEGACY / "artnet_r18_d_v1.pt"), topk=3, protocol=expected["predict_protocol"], num_workers=0, acceleration="fp32")
     for prediction, before in zip(predictions, expected["predict"]):
         assert prediction.error is None and prediction.labels == before["labels"]
         np.testing.assert_allclose(prediction.scores, before["scores"], atol=2e-4)

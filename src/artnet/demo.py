@@ -14,14 +14,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .data import synthetic
 from .engine.checkpoint import load_checkpoint
-from .engine.config import load_config
+from .engine.config import load_config, recipe_path
 from .engine.evaluate import EvalResult
 from .engine.testing import run_test
 from .engine.train import train
@@ -34,7 +33,7 @@ PROTOCOL = "25x1"
 
 
 def default_recipe() -> Path:
-    return Path(str(resources.files("artnet") / "resources" / "demo.yaml"))
+    return recipe_path("demo")
 
 
 def default_cache() -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_CONFIG = ROOT / "configs" / "tests" / "tiny.yaml"
+TINY_CONFIG = "tiny"  # the packaged recipe, by name
 
 
 @pytest.fixture(scope="session")

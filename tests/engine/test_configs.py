@@ -1,23 +1,32 @@
 """Every shipped recipe loads against the schema, and the recipes carry the upstream solvers."""
 
-from pathlib import Path
-
 import pytest
 
-from artnet.engine.config import load_config
+from artnet.engine.config import list_recipes, load_config, recipe_path, recipes_root
+from artnet.errors import ConfigError
 from artnet.models import list_models
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
 
-
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_recipe_loads(path):
-    config = load_config(path)
+@pytest.mark.parametrize("name", list_recipes())
+def test_recipe_loads(name):
+    config = load_config(name)
     assert config.model.name in list_models()
 
 
+def test_recipes_are_named_or_given_by_path(tmp_path):
+    assert "kinetics/artnet_r18_d" in list_recipes() and "kinetics/_base" not in list_recipes()
+    assert load_config("kinetics/artnet_r18_d") == load_config(recipes_root() / "kinetics" / "artnet_r18_d.yaml")
+    own = tmp_path / "mine.yaml"
+    own.write_text("_base_: kinetics/artnet_r18_d\nsolver:\n  max_iter: 10\n")  # a user's recipe on a packaged one
+    config = load_config(own)
+    assert config.solver.max_iter == 10 and config.solver.batch_size == 224 and config.name == "kinetics_artnet_r18_d"
+    with pytest.raises(ConfigError, match="kinetics/artnet_r18: no such config file or packaged recipe; did you mean 'kinetics/artnet_r18_[sd]'"):
+        load_config("kinetics/artnet_r18")
+    assert recipe_path("demo").name == "demo.yaml"
+
+
 def test_recipes_match_the_released_solvers():
-    root = Path(__file__).resolve().parents[2] / "configs"
+    root = recipes_root()
     artnet = load_config(root / "kinetics" / "artnet_r18_d.yaml")
     assert (artnet.solver.batch_size, artnet.solver.base_lr, artnet.solver.max_iter) == (224, 0.1, 250000)
     assert artnet.solver.lr_steps == [70000, 140000, 180000, 220000] and artnet.model.dropout == 0.2

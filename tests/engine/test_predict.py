@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from artnet.data.datasets import VideoDataset
-from artnet.engine.acceleration import Acceleration
 from artnet.engine.predict import predict
 
 
@@ -47,10 +46,10 @@ def test_the_acceleration_switches_reach_the_model(synthetic, reference_run):
     checkpoint = str(reference_run / "final.pt")
     handle = nn.modules.module.register_module_forward_hook(record)
     try:
-        exact = predict([video], checkpoint, protocol="1clip", num_workers=0)
+        exact = predict([video], checkpoint, protocol="1clip", num_workers=0, acceleration="fp32")
         assert seen and all(dtype == torch.float32 and not last for dtype, last in seen)
         seen.clear()
-        fast = predict([video], checkpoint, protocol="1clip", num_workers=0, accel=Acceleration(precision="bf16", channels_last=True))
+        fast = predict([video], checkpoint, protocol="1clip", num_workers=0, acceleration="bf16+channels_last")
     finally:
         handle.remove()
     assert seen and all(dtype == torch.bfloat16 for dtype, _ in seen) and seen[0][1]  # the stem reads a channels_last clip

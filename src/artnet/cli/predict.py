@@ -13,6 +13,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--protocol", default="25x10", help="1clip | 25x10 | 10x3 | 25x1 (default 25x10)")
     parser.add_argument("--format", default="table", choices=("table", "json", "csv"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--acceleration",
+        default="auto",
+        help="auto (default: the fastest path on this machine within 1e-2 of fp32, chosen once and cached) | fp32 | bf16+channels_last ...",
+    )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
     parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
     parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
@@ -28,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         topk=args.topk,
         protocol=args.protocol,
         device=args.device,
+        acceleration=args.acceleration,
         num_workers=args.workers,
         backend=args.backend,
         frame_pattern=args.frame_pattern,

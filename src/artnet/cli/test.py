@@ -18,6 +18,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--protocol", default=None, help="1clip | 25x10 | 10x3 | 25x1 (default: test.protocol)")
     parser.add_argument("--splits", default=None, help="comma-separated splits, e.g. 1,2,3")
     parser.add_argument("--out", default=None, help="report folder (default: next to the checkpoint)")
+    parser.add_argument("--acceleration", default=None, help="auto | fp32 | bf16+channels_last ... (default: test.acceleration, auto)")
     parser.set_defaults(run=run)
 
 
@@ -25,6 +26,7 @@ def run(args: argparse.Namespace) -> None:
     from ..engine.config import load_config
     from ..engine.testing import run_test
 
-    config = load_config(args.config, args.overrides)
+    overrides = args.overrides + ([f"test.acceleration={args.acceleration}"] if args.acceleration else [])
+    config = load_config(args.config, overrides)
     splits = [int(s) for s in args.splits.split(",")] if args.splits else None
     run_test(config, args.checkpoint, protocol=args.protocol, splits=splits, out_dir=args.out)

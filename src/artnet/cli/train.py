@@ -12,7 +12,7 @@ def add_parser(subparsers) -> None:
         description="Train from a YAML recipe. Run it again with the same run directory to resume. "
         "Several processes: torchrun --nproc-per-node N -m artnet train CONFIG.",
     )
-    parser.add_argument("config", help="a YAML recipe, e.g. configs/kinetics/artnet_r18_d.yaml")
+    parser.add_argument("config", help="a packaged recipe (artnet configs), e.g. kinetics/artnet_r18_d, or a YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. solver.base_lr=0.01")
     parser.set_defaults(run=run)
 

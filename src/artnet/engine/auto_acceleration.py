@@ -62,6 +62,7 @@ from torch import nn
 from ..data.clip import ClipSpec
 from ..machine import cache_dir, device_name, kernel_identity
 from .acceleration import Acceleration, parse_setting, relative_error
+from .distributed import DistributedEnv, broadcast_object
 
 ABANDON_FACTOR = 5.0  # dropped at once when this many times slower than fp32 (no fast kernel: far slower than this)
 MAX_ERROR = 1e-2  # relative error of the logits against fp32
@@ -118,6 +119,16 @@ def resolve_acceleration(setting: str, model: nn.Module, example: torch.Tensor, 
     if accel is not None:
         return Choice(accel, f"acceleration: {accel.name} (as set)", "as set")
     return choose_acceleration(model, example, **options)
+
+
+def acceleration_for(setting: str, model: nn.Module, clip: ClipSpec, env: DistributedEnv, identity: str | None = None) -> Choice:
+    """What ``test`` / ``predict`` run ``model`` with on ``clip`` clips: the main process resolves the
+    setting (probing on a first ``auto``), every process gets its choice (probes side by side would
+    time each other's contention)."""
+    choice = None
+    if env.is_main:
+        choice = resolve_acceleration(setting, model, probe_clips(clip).to(env.device), identity=identity)
+    return broadcast_object(choice, env)
 
 
 def probe_clips(clip: ClipSpec, batch: int = 2, seed: int = 0) -> torch.Tensor:

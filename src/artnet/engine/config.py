@@ -1,7 +1,10 @@
 """Typed run configuration: YAML files on disk, ``key=value`` overrides, saved resolved with each run.
 
-The schema is a tree of dataclasses (below). A YAML file may start from others with
-``_base_: [relative/path.yaml, ...]``; later values win, dictionaries merge key by key.
+The schema is a tree of dataclasses (below). The recipes of the paper's tables ship with the package
+(``artnet/configs``) and are named like ``kinetics/artnet_r18_d`` (:func:`list_recipes`); a YAML file
+of one's own is named by its path. A YAML file may start from others with ``_base_: [relative/path.yaml,
+kinetics/_base, ...]`` (a path relative to it, or a packaged recipe's name); later values win,
+dictionaries merge key by key.
 Every key is checked against the schema: an unknown or misspelt key is an error naming the
 file, the line and the closest valid key; every value is checked against its field's type.
 """
@@ -13,6 +16,7 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ import yaml
 
 from ..data.clip import ClipSpec
 from ..errors import ConfigError, InvalidValue
+from .acceleration import parse_setting
 
 
 @dataclass
@@ -110,6 +115,13 @@ class TestConfig:
     view_batch: int = 10  # views per forward pass (upstream deploy: 10)
     num_workers: int = 4
     splits: list[int] = field(default_factory=list)  # ucf101/hmdb51: evaluate several splits
+    acceleration: str = "auto"  # auto (the fastest close to fp32 here, artnet.engine.auto_acceleration) | fp32 | bf16+channels_last ...
+
+    def __post_init__(self) -> None:
+        try:
+            parse_setting(self.acceleration)
+        except ConfigError as error:
+            raise InvalidValue("acceleration", str(error)) from None
 
 
 @dataclass
@@ -132,11 +144,12 @@ class Config:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The defaults, then the YAML file (and its ``_base_`` files), then ``key=value`` overrides."""
+    """The defaults, then the recipe (a YAML file or a packaged recipe's name, with its ``_base_``
+    files), then ``key=value`` overrides."""
     tree: dict[str, Any] = {}
     lines: dict[str, str] = {}
     if path is not None:
-        _read_yaml_tree(Path(path), tree, lines, seen=())
+        _read_yaml_tree(recipe_path(path), tree, lines, seen=())
     for override in overrides:
         key, sep, text = override.partition("=")
         if not sep or not key.strip():
@@ -170,13 +183,35 @@ def config_from_dict(tree: dict[str, Any], source: str = "checkpoint") -> Config
     return _build(Config, tree, prefix="", lines={k: source for k in _dotted_keys(tree)})
 
 
+def recipes_root() -> Path:
+    """The folder of the packaged recipes."""
+    return Path(str(resources.files("artnet") / "configs"))
+
+
+def list_recipes() -> list[str]:
+    """The packaged recipes' names (``kinetics/artnet_r18_d``, ...), without the ``_base`` files they share."""
+    root = recipes_root()
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml") if not p.name.startswith("_"))
+
+
+def recipe_path(name: str | Path, relative_to: Path | None = None) -> Path:
+    """A config file: a path (relative to ``relative_to``'s folder for a ``_base_``), or a packaged recipe's name."""
+    path = Path(name) if relative_to is None else relative_to.parent / name
+    if path.is_file():
+        return path
+    packaged = recipes_root() / Path(name).with_suffix(".yaml")
+    if packaged.is_file():
+        return packaged
+    where = f" (included from {relative_to})" if relative_to else ""
+    close = difflib.get_close_matches(str(name), list_recipes(), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else "; `artnet configs` lists the packaged recipes"
+    raise ConfigError(f"{name}: no such config file or packaged recipe{where}{hint}")
+
+
 def _read_yaml_tree(path: Path, tree: dict, lines: dict[str, str], seen: tuple[Path, ...]) -> None:
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: _base_ includes itself")
-    if not path.is_file():
-        where = f" (included from {seen[-1]})" if seen else ""
-        raise ConfigError(f"{path}: no such config file{where}")
     text = path.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text)
@@ -191,7 +226,7 @@ def _read_yaml_tree(path: Path, tree: dict, lines: dict[str, str], seen: tuple[P
     data = yaml.safe_load(text)
     bases = data.pop("_base_", [])
     for base in [bases] if isinstance(bases, str) else bases:
-        _read_yaml_tree(path.parent / base, tree, lines, seen + (path,))
+        _read_yaml_tree(recipe_path(base, relative_to=path), tree, lines, seen + (path,))
     _merge(tree, data)
     _record_lines(node, prefix="", path=path, lines=lines)
 

@@ -68,6 +68,15 @@ def gather_objects(obj: Any, env: DistributedEnv) -> list[Any]:
     return gathered
 
 
+def broadcast_object(obj: Any, env: DistributedEnv) -> Any:
+    """Rank 0's ``obj`` on every process."""
+    if not env.is_distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def broadcast_buffers(model: torch.nn.Module, env: DistributedEnv) -> None:
     """Give every process rank 0's buffers (BN running statistics), e.g. before an evaluation.
 

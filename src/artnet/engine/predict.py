@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from ..data import Annotations, VideoDataset, VideoRecord
 from ..data.annotations import VIDEO_EXTENSIONS
 from ..errors import DataError
 from ..table import format_table
-from .acceleration import Acceleration
-from .checkpoint import clip_spec, load_checkpoint, model_from_checkpoint
+from .auto_acceleration import acceleration_for
+from .checkpoint import clip_spec, describe_model, load_checkpoint, model_from_checkpoint
 from .distributed import init_distributed
 from .evaluate import get_protocol, score_videos
 
@@ -61,7 +62,7 @@ def predict(
     topk: int = 5,
     protocol: str = "25x10",
     device: str = "auto",
-    accel: Acceleration = Acceleration(),
+    acceleration: str = "auto",
     num_workers: int = 2,
     view_batch: int = 10,
     backend: str = "auto",
@@ -70,17 +71,24 @@ def predict(
     """Top-k classes of each video, its clips cut as the checkpoint's model was trained.
 
     Videos are decoded by ``num_workers`` DataLoader processes and scored in batches of ``view_batch``
-    views under ``accel``; the same path as ``artnet test``, without labels.
+    views with the ``acceleration`` setting (``auto``: the fastest path here that stays close to
+    fp32; see :mod:`artnet.engine.auto_acceleration`); the same path as ``artnet test``, without labels.
     """
     env = init_distributed(device)
     payload = load_checkpoint(checkpoint)
-    model = accel.apply(model_from_checkpoint(payload, source=checkpoint).to(env.device).eval())
+    clip = clip_spec(payload, checkpoint)
+    model = model_from_checkpoint(payload, source=checkpoint).to(env.device).eval()
+    choice = acceleration_for(acceleration, model, clip, env, identity=describe_model(payload))
+    if env.is_main:
+        print(choice.reason, file=sys.stderr)
+    accel = choice.acceleration
+    model = accel.apply(model)
     classes = list(payload["classes"])
     spec = get_protocol(protocol)
     paths = expand_inputs(inputs)
     dataset = VideoDataset(
         Annotations([VideoRecord(str(p), label=-1) for p in paths], classes, source="predict"),
-        clip=clip_spec(payload, checkpoint),
+        clip=clip,
         mode="test",
         num_clips=spec.num_clips,
         crops=spec.crops,

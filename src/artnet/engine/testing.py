@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 from ..table import format_table
-from .acceleration import Acceleration
+from .auto_acceleration import acceleration_for
 from .builders import build_dataset, data_as_trained
 from .checkpoint import describe_model, load_checkpoint, model_from_checkpoint
 from .config import Config
@@ -31,14 +31,16 @@ def run_test(
     env = init_distributed(config.train.device)
     protocol_spec = get_protocol(protocol or config.test.protocol)
     splits = splits or config.test.splits or [config.data.split]
-    accel = Acceleration(config.train.precision, config.train.channels_last, False)
     results = []
     for split in splits:
         split_config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
         path = Path(checkpoint.format(split=split))
         payload = load_checkpoint(path)
-        model = accel.apply(model_from_checkpoint(payload, source=str(path)).to(env.device))
+        model = model_from_checkpoint(payload, source=str(path)).to(env.device)
         data, changed = data_as_trained(split_config.data, payload)
+        choice = acceleration_for(config.test.acceleration, model, data.clip, env, identity=describe_model(payload))
+        accel = choice.acceleration
+        model = accel.apply(model)
         split_config = dataclasses.replace(split_config, data=data)
         dataset = build_dataset(split_config, protocol_spec.mode, protocol_spec)
         check_classes(payload.get("classes", []), list(dataset.classes), path)
@@ -51,6 +53,7 @@ def run_test(
             f"testing {describe_model(payload)} from {path} on {len(dataset)} videos, protocol {protocol_spec.name},"
             f" normalization {data.clip.normalization}"
         )
+        monitor.message(choice.reason)
         result = evaluate(
             model,
             dataset,
