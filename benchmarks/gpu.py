@@ -54,6 +54,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without installing
 
 import artnet  # noqa: E402
+from artnet.data import ClipSpec  # noqa: E402
 from artnet.engine.acceleration import Acceleration  # noqa: E402
 from artnet.machine import cpu_name  # noqa: E402
 from artnet.table import format_table  # noqa: E402
@@ -76,18 +77,17 @@ class Setup:
 
     device: str
     batch: int = 28  # the paper's clips per GPU
-    clip: tuple[int, int, int] = (16, 112, 112)
+    clip: ClipSpec = field(default_factory=ClipSpec)  # the paper's: 16 x 112 x 112 crops of 128 x 170 frames
     model_options: dict = field(default_factory=dict)  # artnet variants only
     warmup: int = 3  # steps before timing (cuDNN autotuning, allocator)
     min_steps: int = 5
     target_seconds: float = 2.0  # keep timing until this many seconds (or max_steps)
     max_steps: int = 50
     view_batch: int = 50
-    # the data section: the built-in dataset at this size, prepared at frame_size, one worker per core
+    # the data section: the built-in dataset at this size, prepared at clip.frame_size, one worker per core
     videos_per_class: int = 4
     video_frames: int = 96
     video_size: tuple[int, int] = (240, 320)
-    frame_size: tuple[int, int] = (128, 170)
     loader_batches: int = 32  # timed batches (at least 4 per worker)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     ddp_backend: str = "nccl"
@@ -100,7 +100,7 @@ GPU_SETUP = Setup(device="cuda:0")
 DRY_SETUP = Setup(
     device="cpu",
     batch=2,
-    clip=(8, 32, 32),
+    clip=ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32),
     model_options={"width_mult": 0.125, "depths": (1, 1, 1, 1)},
     warmup=1,
     min_steps=1,
@@ -110,7 +110,6 @@ DRY_SETUP = Setup(
     videos_per_class=2,
     video_frames=12,
     video_size=(40, 52),
-    frame_size=(40, 52),
     loader_batches=2,
     workers=min(2, os.cpu_count() or 1),
     ddp_backend="gloo",
@@ -221,7 +220,7 @@ def train_speed(name: str, accel: Acceleration, setup: Setup, device: torch.devi
     runner = accel.apply(model, **setup.compile_options)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     scaler = accel.grad_scaler(device.type)
-    clips = accel.prepare_input(torch.randn(setup.batch, 3, *setup.clip, device=device))
+    clips = accel.prepare_input(torch.randn(setup.batch, *setup.clip.input_shape, device=device))
     labels = torch.randint(0, 400, (setup.batch,), device=device)
 
     def step() -> None:
@@ -239,7 +238,7 @@ def test_speed(name: str, accel: Acceleration, setup: Setup, device: torch.devic
     """Videos/s of the model on 25x10 views: forward passes of ``view_batch`` views, eval mode."""
     model = build(name, setup).to(device).eval()
     runner = accel.apply(model, **setup.compile_options)
-    views = accel.prepare_input(torch.randn(setup.view_batch, 3, *setup.clip, device=device))
+    views = accel.prepare_input(torch.randn(setup.view_batch, *setup.clip.input_shape, device=device))
 
     def step() -> None:
         with torch.inference_mode(), accel.autocast(device.type):
@@ -259,7 +258,7 @@ def ddp_speed(name: str, accel: Acceleration, setup: Setup, device: torch.device
         net = nn.parallel.DistributedDataParallel(accel.apply(model), device_ids=[device.index] if device.type == "cuda" else None)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         scaler = accel.grad_scaler(device.type)
-        clips = accel.prepare_input(torch.randn(setup.batch, 3, *setup.clip, device=device))
+        clips = accel.prepare_input(torch.randn(setup.batch, *setup.clip.input_shape, device=device))
         labels = torch.randint(0, 400, (setup.batch,), device=device)
 
         def step() -> None:
@@ -287,7 +286,7 @@ def prepare_data(setup: Setup, work: Path) -> dict[str, list[str]]:
     height, width = setup.video_size
     raw = generate(work / "raw", clips_per_class=setup.videos_per_class, num_frames=setup.video_frames, height=height, width=width, workers=jobs)
     sets = {}
-    for label, options in (("prepared MP4", EncodeOptions(to="video", gop=16, size=setup.frame_size)), ("prepared JPEG", EncodeOptions(to="frames", quality=90, size=setup.frame_size))):
+    for label, options in (("prepared MP4", EncodeOptions(to="video", gop=16, size=setup.clip.frame_size)), ("prepared JPEG", EncodeOptions(to="frames", quality=90, size=setup.clip.frame_size))):
         report = prepare_videos(raw.root, work / label.split()[1].lower(), options, jobs=jobs)
         if report.failed:
             raise RuntimeError(f"{label}: {len(report.failed)} videos failed, e.g. {report.failed[0]}")
@@ -303,7 +302,7 @@ def loader_speed(paths: list[str], mode: str, setup: Setup) -> float:
     from artnet.data import VideoDataset, VideoRecord
 
     records = [VideoRecord(path, 0) for path in paths]
-    common = {"clip_len": setup.clip[0], "frame_size": setup.frame_size, "crop_size": setup.clip[1]}
+    common = {"clip": setup.clip}
     if mode == "train":
         dataset, batch_size = VideoDataset(records, mode="train", **common), setup.batch
     else:
@@ -468,12 +467,12 @@ def main(argv: list[str] | None = None) -> int:
 
     where = info.get("gpu", f"{info['cpu']} (dry run)")
     print(f"Machine: {where}; {info['cpus']} CPUs ({info['cpu']}); torch {info['torch']}" + (f", CUDA {info['cuda']}, cuDNN {info['cudnn']}" if "cuda" in info else ""))
-    print(f"batch {setup.batch}, {'x'.join(map(str, setup.clip))} clips; {elapsed:.0f} s\n")
+    print(f"batch {setup.batch}, {'x'.join(map(str, setup.clip.input_shape[1:]))} clips; {elapsed:.0f} s\n")
     print(table(cells))
     skipped = [c for c in cells if c.status == "skipped"]
     if skipped:
         print(f"\n{len(skipped)} cells skipped for the time budget ({budget:.0f} s); see {args.out}")
-    payload = {"machine": info, "dry_run": args.dry_run, "budget_s": budget, "elapsed_s": elapsed, "batch": setup.batch, "clip": setup.clip, "cells": [asdict(c) for c in cells]}
+    payload = {"machine": info, "dry_run": args.dry_run, "budget_s": budget, "elapsed_s": elapsed, "batch": setup.batch, "clip": setup.clip.to_dict(), "cells": [asdict(c) for c in cells]}
     Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
