@@ -45,9 +45,8 @@ UPSTREAM_FRAME_SIZE = (128, 170)
 #: frame-folder names tried in this order when no pattern is given (numbered from 1, or from 0)
 FRAME_PATTERNS = ("img_{:05d}.jpg", "image_{:05d}.jpg", "image_{:06d}.jpg")
 BACKENDS = ("auto", "pyav", "decord", "frames")
-#: the video backend ``auto`` tries first. PyAV: in benchmarks/data_speed.py it reads prepared short-GOP
-#: files about twice as fast as decord and raw long-GOP MP4s as fast; "decord" makes auto try decord
-#: first for the containers below, falling back to PyAV
+#: the video backend ``auto`` tries first: the faster one in benchmarks/data_speed.py (docs/data.md);
+#: "decord" makes auto try decord first for the containers below, falling back to PyAV
 AUTO_VIDEO_BACKEND = "pyav"
 #: containers whose timestamps decord (which indexes frames by packet timestamps) can be trusted with
 DECORD_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm"})
@@ -781,7 +780,7 @@ def _decode_images(files: list[str]) -> list[np.ndarray]:
         try:
             with warnings.catch_warnings():
                 # torchvision 0.29 deprecates its image decoders for TorchCodec's; still libjpeg-turbo, and
-                # 1.3x faster than Pillow here (benchmarks/data_speed.py)
+                # faster than Pillow (benchmarks/data_speed.py)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 decoded = decode_jpeg(datas, mode=ImageReadMode.RGB, apply_exif_orientation=True)
             return [image.permute(1, 2, 0).numpy() for image in decoded]

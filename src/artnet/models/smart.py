@@ -68,8 +68,8 @@ class PointwiseConv3d(nn.Conv3d):
     """A ``1x1x1`` convolution (stride 1, no padding) computed as matrix products.
 
     A 1x1x1 convolution has no neighbourhood to reuse; on CPU, oneDNN runs it well below the
-    speed of the plain matrix product it is (up to 2.5x slower, 4x in channels_last backward, on
-    an AVX2 Zen 3).
+    speed of the plain matrix product it is, and further below in channels_last backward
+    (benchmarks/model_speed.py times the block).
     ``forward(a, b)`` convolves the channel concatenation ``[a, b]`` without building it: one
     product per part with its slice of the weight, summed (SMART's fused branches). The module
     is an ``nn.Conv3d`` with its one weight and bias; only the forward takes another route to
