@@ -84,7 +84,8 @@ def main() -> None:
         )
         if not (run_dir / "final.pt").exists():
             train(config)
-        metrics = run_test(config, str(run_dir / "final.pt"), protocol="25x1", out_dir=str(run_dir / "test_25x1"))[0]
+        (tested,) = run_test(config, str(run_dir / "final.pt"), protocol="25x1", out_dir=str(run_dir / "test_25x1"))
+        metrics = tested.metrics
         rows.append((name, f"{metrics.top1:.1f}", f"{metrics.top5:.1f}", metrics.videos))
     print(format_table(("model", "top-1", "top-5", "test videos"), rows))
     print(f"20 words, chance 5%; {time.perf_counter() - started:.0f} s")
