@@ -81,9 +81,7 @@ class PrepareReport:
 
 def find_videos(root: str | os.PathLike) -> list[str]:
     """Video files under ``root`` (any depth), as sorted paths relative to it."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: source folder not found")
+    root = _source_folder(root)
     found = []
     for folder, _, files in os.walk(root):
         for name in files:
@@ -118,6 +116,13 @@ def claim_output(dst: str | os.PathLike, description: dict, *, force: bool = Fal
     return dst
 
 
+def _source_folder(root: str | os.PathLike) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: source folder not found")
+    return root
+
+
 def output_path(dst: str | os.PathLike, relative: str, to: str) -> Path:
     stem = os.path.splitext(relative)[0]
     return Path(dst) / (stem + ".mp4" if to == "video" else stem)
@@ -150,8 +155,9 @@ def prepare_videos(
         raise DataError(f"{dst}: the output folder must differ from the source folder")
     if options.to == "flow":
         require_opencv(options.flow.method)  # one error now, not one per video
+    _source_folder(src)
+    claim_output(dst, options.describe(), force=force)  # before the source is walked: a refusal costs nothing
     items = select_shard(find_videos(src), shard)
-    claim_output(dst, options.describe(), force=force)
     report = PrepareReport()
     tasks = [(str(Path(src) / rel), str(output_path(dst, rel, options.to)), options) for rel in items]
     results = progress_bar(map_parallel(_convert_one, tasks, jobs), total=len(tasks), description=f"{options.to} <- {src}", unit="video", show=progress)
