@@ -125,8 +125,14 @@ BAD_VALUES = [
     ("solver:\n  max_iter: 100\n  lr_steps: []\n  warmup_iters: 100\n", 4, "'solver.warmup_iters' must be at least 0 and below max_iter (100), got 100"),
     ("solver:\n  warmup_factor: 0\n", 2, "'solver.warmup_factor' must be above 0 and at most 1, got 0.0"),
     ("solver:\n  batch_size: 16\n  micro_batch: 32\n", 3, "'solver.micro_batch' 32 is larger than the batch it splits (batch_size 16)"),
-    ("model:\n  name: artnet_r18d\n", 2, "'model.name' is not a model: 'artnet_r18d' (did you mean 'artnet_r18_d'?); available: "
-     "c2d_r18, c3d_r18, c3d_r34, relation_r18_s, relation_r18_d, artnet_r18_s, artnet_r18_d"),
+    (
+        "model:\n  name: artnet_r18d\n",
+        2,
+        (
+            "'model.name' is not a model: 'artnet_r18d' (did you mean 'artnet_r18_d'?); available: "
+            "c2d_r18, c3d_r18, c3d_r34, relation_r18_s, relation_r18_d, artnet_r18_s, artnet_r18_d"
+        ),
+    ),
     ("model:\n  shortcut: 2x2x2\n", 2, "'model.shortcut' must be '3x3x3' or '1x1x1', got '2x2x2'"),
     ("model:\n  init: he\n", 2, "'model.init' must be 'xavier' or 'pytorch', got 'he'"),
     ("model:\n  relation_channels: narrow\n", 2, "'model.relation_channels' must be 'reduce' or 'wide', got 'narrow'"),

@@ -159,7 +159,7 @@ def test_a_folder_without_write_permission_is_refused_before_the_work(tmp_path):
             (["synthetic", "--out", str(readonly / "data"), "--quiet"], readonly / "data"),
             (["prepare", str(public / "src"), str(readonly / "prepared"), "--quiet"], readonly / "prepared"),
         ):
-            result = subprocess.run([sys.executable, "-c", AS_ANOTHER_USER, *argv], env=env, cwd=public, capture_output=True, text=True, timeout=120)
+            result = subprocess.run([sys.executable, "-c", AS_ANOTHER_USER, *argv], env=env, cwd=public, capture_output=True, text=True, timeout=120, check=False)
             assert (result.returncode, result.stderr) == (2, f"artnet {argv[0]}: error: {target}: cannot write there (Permission denied)\n")
         assert not any(readonly.iterdir())
     finally:
@@ -180,7 +180,7 @@ def test_the_metrics_are_printed_before_the_report_so_a_failed_write_loses_nothi
         resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "artnet", *argv], env=env, capture_output=True, text=True, preexec_fn=limited, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "artnet", *argv], env=env, capture_output=True, text=True, preexec_fn=limited, timeout=300, check=False)
     assert result.returncode == 2
     metrics = json.loads((out / "metrics.json").read_text())
     assert f"top-1 {metrics['top1']:.2f}" in result.stdout  # printed before the report was written

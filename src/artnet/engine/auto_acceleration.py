@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from ..data.clip import ClipSpec
+from ..errors import OutputError
 from ..machine import cache_dir, device_name, kernel_identity
 from ..outputs import atomic_write
 from .acceleration import Acceleration, parse_setting, relative_error
@@ -211,6 +212,8 @@ def choose_acceleration(
             kept = f"cached in {path}"
         except OSError as error:
             kept = f"not cached ({error.strerror}: {path})"
+        except OutputError as error:  # a write that failed (a full disk): the choice stands, uncached
+            kept = f"not cached ({error})"
     seconds = time.perf_counter() - started
     return Choice(pick.acceleration, f"acceleration auto: {summary}; probed in {seconds:.0f} s, {kept}", summary, tuple(trials))
 
