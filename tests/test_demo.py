@@ -4,7 +4,7 @@ from artnet.demo import default_recipe, results_table, run_demo
 from artnet.engine.config import load_config
 
 TINY = ["model.width_mult=0.125", "model.depths=[1,1,1,1]", "data.clip.frame_size=[40,52]", "data.clip.clip_len=8", "data.clip.crop_size=32"]
-TINY += ["solver.max_iter=2", "solver.batch_size=8", "solver.warmup_iters=0", "train.checkpoint_interval=2"]
+TINY += ["solver.max_iter=2", "solver.lr_steps=[1]", "solver.batch_size=8", "solver.warmup_iters=0", "train.checkpoint_interval=2"]
 
 
 def test_packaged_recipe_loads():

@@ -76,6 +76,7 @@ def run_demo(
             output_dir=str(run_dir),
             model=dataclasses.replace(config.model, name=name),
             data=dataclasses.replace(config.data, root=str(dataset.root), annotations=str(dataset.root)),
+            train=dataclasses.replace(config.train, overwrite=config.train.overwrite or retrain),  # --retrain: start over
         )
         if retrain or not (run_dir / "final.pt").exists():
             print(f"\n== training {name} on the CPU ({config.solver.max_iter} iterations of {config.solver.batch_size} clips)", flush=True)

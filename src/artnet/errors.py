@@ -16,10 +16,14 @@ class InvalidValue(ConfigError):
     says where the value was written (``file:line`` and the dotted key).
     """
 
-    def __init__(self, field: str, problem: str):
+    def __init__(self, field: str, problem: str, related: tuple[str, ...] = ()):
         super().__init__(f"'{field}' {problem}")
         self.field = field
         self.problem = problem
+        self.related = related  # other keys the problem involves: the loader names the line of one that was written
+
+    def __reduce__(self):  # pickled whole (it crosses process boundaries), not rebuilt from its message
+        return type(self), (self.field, self.problem, self.related)
 
 
 class DataError(ArtnetError):
@@ -28,3 +32,12 @@ class DataError(ArtnetError):
 
 class CheckpointError(ArtnetError):
     """A checkpoint or weight file that does not fit the model asked for."""
+
+
+class OutputError(ArtnetError):
+    """A place artnet will not or cannot write: a file it would replace without being asked, a folder it
+    cannot write in, a write that failed (a full disk). What was there before is left as it was."""
+
+
+class FaultError(ArtnetError):
+    """The machine stopped a run: a killed worker process, a lost peer process. The message says how to go on."""

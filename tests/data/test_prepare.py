@@ -162,3 +162,88 @@ def test_prepared_output_of_a_rotated_video_is_upright_and_carries_no_rotation(t
         with open_video(prepared, size=None) as reader:
             assert reader.frame_size == (64, 40)
             assert np.abs(reader.read([3]).astype(int) - upright).mean() < 3, prepared
+
+
+@pytest.fixture
+def long_videos(tmp_path):
+    """Four 300-frame videos: long enough to stop prepare in the middle of one."""
+    from artnet.data.h264 import write_h264
+
+    root = tmp_path / "long"
+    (root / "a").mkdir(parents=True)
+    ramp = np.arange(300, dtype=np.uint8)[:, None, None, None]
+    for index in range(4):
+        texture = np.random.default_rng(index).integers(0, 200, (1, 64, 80, 3), dtype=np.uint8)
+        write_h264(root / "a" / f"v{index}.mp4", list(texture + ramp % 50), 25, {"crf": "30", "preset": "ultrafast"})
+    return root
+
+
+def _partials(folder):
+    return [p for p in folder.rglob(".*") if ".partial-" in p.name]
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigkill"])
+def test_an_interrupted_prepare_leaves_no_worker_and_a_rerun_cleans_up(long_videos, tmp_path, stop):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it): one line, exit 130, no worker
+    traceback; SIGKILL of the command: its workers die with it. Either way the next run removes what the
+    stopped one left half-written and completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from ..conftest import ROOT, child_pids, is_running, wait_until
+
+    out = tmp_path / "frames"
+    command = [sys.executable, "-m", "artnet", "prepare", str(long_videos), str(out), "--to", "frames", "--jobs", "2", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert wait_until(lambda: bool(out.is_dir() and _partials(out)), timeout=120), "no video was being converted"
+        workers = child_pids(process.pid)
+        assert workers
+        if stop == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.kill()
+        _, stderr = process.communicate(timeout=60)
+        assert wait_until(lambda: not any(map(is_running, workers)), timeout=10), "workers outlived the command"
+    finally:
+        for pid in [process.pid, *child_pids(process.pid)]:
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+    if stop == "ctrl-c":
+        assert (process.returncode, stderr) == (130, "artnet prepare: interrupted\n")
+    else:
+        assert process.returncode == -signal.SIGKILL
+    (out / "a" / ".v3.partial-deadbeef").mkdir(exist_ok=True)  # and one for certain, whenever the stop came
+
+    assert main(["prepare", str(long_videos), str(out), "--to", "frames", "--jobs", "2", "--quiet"]) == 0
+    assert not _partials(out)
+    for index in range(4):
+        with open_video(out / "a" / f"v{index}") as reader:
+            assert reader.num_frames == 300
+
+
+def test_prepare_writes_into_its_own_folder_only(clips, tmp_path, capsys):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["prepare", str(clips), str(foreign), "--to", "none", "--lists", "folders", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"artnet prepare: error: {foreign}: not empty and not an output of artnet prepare (no .artnet-prepare.json);"
+        " choose an empty or new folder, or --force to write into it\n"
+    )
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]  # nothing written
+
+    out = tmp_path / "prepared"
+    assert main(["prepare", str(clips), str(out), "--to", "frames", "--size", "32x40", "--jobs", "1", "--quiet"]) == 0
+    assert main(["prepare", str(clips), str(out), "--to", "frames", "--size", "32x40", "--jobs", "1", "--quiet"]) == 0  # resumed
+    assert "0 converted, 4 already done" in capsys.readouterr().out
+    assert main(["prepare", str(clips), str(out), "--to", "frames", "--size", "64x80", "--jobs", "1", "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"artnet prepare: error: {out}: prepared with other options (size [32, 40] there, [64, 80] now);"
+        " choose another folder, or --force to mix them\n"
+    )
+    assert main(["prepare", str(clips), str(foreign), "--to", "none", "--lists", "folders", "--quiet", "--force"]) == 0
+    assert (foreign / "notes.txt").read_text() == "mine" and (foreign / "lists" / "folders.txt").is_file()

@@ -8,7 +8,7 @@ from artnet.errors import ConfigError
 
 def test_defaults_file_and_overrides_in_that_order(tmp_path):
     base = tmp_path / "base.yaml"
-    base.write_text("solver:\n  base_lr: 0.1\n  max_iter: 100\nmodel:\n  name: c3d_r18\n")
+    base.write_text("solver:\n  base_lr: 0.1\n  max_iter: 100\n  lr_steps: [50]\nmodel:\n  name: c3d_r18\n")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("_base_: base.yaml\nsolver:\n  max_iter: 200\n")
     config = load_config(recipe, ["solver.base_lr=1e-3", "model.depths=[1,1,1,1]", "train.bn=partial"])
@@ -97,3 +97,88 @@ def test_a_refused_value_names_the_key_and_its_line(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_config(recipe)
     assert str(error.value) == f"{recipe}:4: 'data.clip.crop_size' 300 does not fit frames of 128 x 170 (frame_size)"
+
+
+# Each case: a recipe (YAML), the line the error must point at, and the exact problem. Ranges, choices
+# (read from the code that uses them) and combinations, within a section and across sections.
+BAD_VALUES = [
+    ("data:\n  num_workers: -1\n", 2, "'data.num_workers' must be 0 or more, got -1"),
+    ("data:\n  max_bad_ratio: 1.5\n", 2, "'data.max_bad_ratio' must be a share between 0 and 1, got 1.5"),
+    ("data:\n  format: csv\n", 2, "'data.format' must be one of ucf101, hmdb51, kinetics, list, folders, got 'csv'"),
+    ("data:\n  format: hmdb51\n  split: 4\n", 3, "'data.split' must be one of 1, 2, 3, got 4"),
+    ("data:\n  backend: pyavv\n", 2, "'data.backend' must be one of auto, pyav, decord, frames, got 'pyavv' (did you mean 'pyav'?)"),
+    ("data:\n  class_order: random\n", 2, "'data.class_order' must be one of upstream, alphabetical, got 'random'"),
+    ("data:\n  frame_pattern: img.jpg\n", 2, "'data.frame_pattern' must hold one '{}' field for the frame number, e.g. 'img_{:05d}.jpg', got 'img.jpg'"),
+    ("solver:\n  batch_size: 0\n", 2, "'solver.batch_size' must be positive, got 0"),
+    ("solver:\n  max_iter: 0\n", 2, "'solver.max_iter' must be positive, got 0"),
+    ("solver:\n  base_lr: 0\n", 2, "'solver.base_lr' must be positive, got 0.0"),
+    ("solver:\n  momentum: 1.0\n", 2, "'solver.momentum' must be at least 0 and below 1, got 1.0"),
+    ("solver:\n  weight_decay: -0.1\n", 2, "'solver.weight_decay' must be 0 or more, got -0.1"),
+    ("solver:\n  gamma: 10\n", 2, "'solver.gamma' must be above 0 and at most 1 (the factor of each drop), got 10.0"),
+    ("solver:\n  lr_policy: cosine\n", 2, "'solver.lr_policy' must be 'multistep' or 'step', got 'cosine'"),
+    ("solver:\n  lr_steps: [500, 100]\n", 2, "'solver.lr_steps' must increase, got [500, 100]"),
+    ("solver:\n  max_iter: 100\n  lr_steps: [50, 100]\n", 3,
+     "'solver.lr_steps' [50, 100] reach max_iter (100), where a drop never applies: give steps below it, or [] for no drop"),
+    ("solver:\n  max_iter: 100\n", 2,
+     "'solver.lr_steps' [70000, 140000, 180000, 220000] reach max_iter (100), where a drop never applies: give steps below it, or [] for no drop"),
+    ("solver:\n  lr_policy: step\n", 2, "'solver.lr_stepsize' must be a positive number of iterations for lr_policy step, got 0"),
+    ("solver:\n  max_iter: 100\n  lr_steps: []\n  warmup_iters: 100\n", 4, "'solver.warmup_iters' must be at least 0 and below max_iter (100), got 100"),
+    ("solver:\n  warmup_factor: 0\n", 2, "'solver.warmup_factor' must be above 0 and at most 1, got 0.0"),
+    ("solver:\n  batch_size: 16\n  micro_batch: 32\n", 3, "'solver.micro_batch' 32 is larger than the batch it splits (batch_size 16)"),
+    (
+        "model:\n  name: artnet_r18d\n",
+        2,
+        (
+            "'model.name' is not a model: 'artnet_r18d' (did you mean 'artnet_r18_d'?); available: "
+            "c2d_r18, c3d_r18, c3d_r34, relation_r18_s, relation_r18_d, artnet_r18_s, artnet_r18_d"
+        ),
+    ),
+    ("model:\n  shortcut: 2x2x2\n", 2, "'model.shortcut' must be '3x3x3' or '1x1x1', got '2x2x2'"),
+    ("model:\n  init: he\n", 2, "'model.init' must be 'xavier' or 'pytorch', got 'he'"),
+    ("model:\n  relation_channels: narrow\n", 2, "'model.relation_channels' must be 'reduce' or 'wide', got 'narrow'"),
+    ("model:\n  dropout: 1.0\n", 2, "'model.dropout' must be at least 0 and below 1, got 1.0"),
+    ("model:\n  width_mult: 0\n", 2, "'model.width_mult' must be positive, got 0.0"),
+    ("model:\n  num_classes: 0\n", 2, "'model.num_classes' must be a positive integer, got 0"),
+    ("model:\n  depths: [1, 1, 1]\n", 2, "'model.depths' must be 4 positive integers, got [1, 1, 1]"),
+    ("model:\n  temporal_strides: [2, 1, 2, 2, 0]\n", 2, "'model.temporal_strides' must be 5 positive integers, got [2, 1, 2, 2, 0]"),
+    ("model:\n  in_channels: 2\n", 2, "'model.in_channels' 2 does not match the 3 channels of normalization caffe"),
+    ("data:\n  clip:\n    normalization: flow\n", 3, "'model.in_channels' 3 does not match the 2 channels of normalization flow"),
+    ("train:\n  bn: freeze\n", 2, "'train.bn' must be one of train, frozen, partial, got 'freeze' (did you mean 'frozen'?)"),
+    ("train:\n  precision: fp64\n", 2, "'train.precision' must be one of fp32, bf16, fp16, got 'fp64' (did you mean 'fp16'?)"),
+    ("train:\n  eval_protocol: 25x5\n", 2, "'train.eval_protocol' must be one of 1clip, 25x10, 10x3, 25x1, val, got '25x5' (did you mean '25x1'?)"),
+    ("train:\n  device: cuda:1\n", 2, "'train.device' must be one of auto, cpu, cuda, got 'cuda:1' (did you mean 'cuda'?)"),
+    ("train:\n  seed: -1\n", 2, "'train.seed' must be 0 or more, got -1"),
+    ("train:\n  log_interval: 0\n", 2, "'train.log_interval' must be positive, got 0"),
+    ("train:\n  checkpoint_interval: 0\n", 2, "'train.checkpoint_interval' must be positive, got 0"),
+    ("train:\n  keep_last: 0\n", 2, "'train.keep_last' must be positive, got 0"),
+    ("train:\n  dist_timeout: 0\n", 2, "'train.dist_timeout' must be a positive number of seconds, got 0.0"),
+    ("train:\n  device: cpu\n  sync_bn: true\n", 3, "'train.sync_bn' needs CUDA devices (PyTorch's SyncBatchNorm does not run on CPU), but device is cpu"),
+    ("train:\n  eval_protocol: val\n", 2, "'train.eval_protocol' val scores the centre clip of each TSN segment, but data.clip.num_segments is 1: use 1clip"),
+    ("test:\n  protocol: 25x5\n", 2, "'test.protocol' must be one of 1clip, 25x10, 10x3, 25x1, val, got '25x5' (did you mean '25x1'?)"),
+    ("test:\n  view_batch: 0\n", 2, "'test.view_batch' must be positive, got 0"),
+    ("test:\n  num_workers: -2\n", 2, "'test.num_workers' must be 0 or more, got -2"),
+    ("test:\n  splits: [1, 4]\n", 2, "'test.splits' must be among 1, 2, 3 for ucf101, got 4"),
+    ("name: x\noutput_dir: runs/{nme}\n", 2, "'output_dir' may hold {name} and {split} and no other field, got 'runs/{nme}'"),
+    ("name: ''\n", 1, "'name' must not be empty"),
+]
+
+
+@pytest.mark.parametrize("recipe, line, problem", BAD_VALUES, ids=[case[2].split("'")[1] + f"-{i}" for i, case in enumerate(BAD_VALUES)])
+def test_every_bad_value_is_refused_at_load_naming_key_file_and_line(tmp_path, recipe, line, problem):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(recipe)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}:{line}: {problem}"
+
+
+def test_a_bad_value_stops_the_command_in_one_line_before_anything_is_written(tmp_path, capsys):
+    from artnet.cli import main
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "tiny", f"output_dir={run_dir}", "data.num_workers=-1"]) == 2
+    assert capsys.readouterr().err == "artnet train: error: override 'data.num_workers=-1': 'data.num_workers' must be 0 or more, got -1\n"
+    assert not run_dir.exists()
+    # a key not written but refused for a value that was: the line of the value it clashes with
+    with pytest.raises(ConfigError, match=r"^override 'solver.max_iter=5': 'solver.lr_steps' \[6\] reach max_iter \(5\)"):
+        load_config("tiny", ["solver.max_iter=5"])

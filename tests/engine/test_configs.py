@@ -17,7 +17,7 @@ def test_recipes_are_named_or_given_by_path(tmp_path):
     assert "kinetics/artnet_r18_d" in list_recipes() and "kinetics/_base" not in list_recipes()
     assert load_config("kinetics/artnet_r18_d") == load_config(recipes_root() / "kinetics" / "artnet_r18_d.yaml")
     own = tmp_path / "mine.yaml"
-    own.write_text("_base_: kinetics/artnet_r18_d\nsolver:\n  max_iter: 10\n")  # a user's recipe on a packaged one
+    own.write_text("_base_: kinetics/artnet_r18_d\nsolver:\n  max_iter: 10\n  lr_steps: [5]\n")  # a user's recipe on a packaged one
     config = load_config(own)
     assert config.solver.max_iter == 10 and config.solver.batch_size == 224 and config.name == "kinetics_artnet_r18_d"
     with pytest.raises(ConfigError, match="kinetics/artnet_r18: no such config file or packaged recipe; did you mean 'kinetics/artnet_r18_[sd]'"):

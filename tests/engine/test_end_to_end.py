@@ -110,7 +110,7 @@ def test_distributed_training_and_evaluation_match_one_process(synthetic, tmp_pa
     """2 gloo processes train and evaluate; one process re-evaluates the checkpoint: same metrics."""
     run_dir = tmp_path / "ddp"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    cli("train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir, "solver.max_iter=4"), launcher=torchrun)
+    cli("train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir, "solver.max_iter=4", "solver.lr_steps=[2]"), launcher=torchrun)
     distributed = [e for e in read_log(run_dir / "log.jsonl") if e["kind"] == "val"][-1]
     assert distributed["videos"] == 12 and distributed["missing"] == 0  # each video once, none padded
 

@@ -29,7 +29,7 @@ def test_tsn_finetuning_recreates_the_head_and_keeps_the_rest(synthetic, referen
         TINY_CONFIG,
         tiny_overrides(synthetic, run_dir, f"train.init={reference_run / 'final.pt'}", "data.clip.num_segments=2", "train.bn=partial")
         + _subset_list(synthetic, tmp_path, ["Striped", "Rising", "Falling"])
-        + ["solver.max_iter=2", "solver.batch_size=4", "train.deterministic=false", "model.dropout=0.5", "solver.clip_grad_norm=40"],
+        + ["solver.max_iter=2", "solver.lr_steps=[1]", "solver.batch_size=4", "train.deterministic=false", "model.dropout=0.5", "solver.clip_grad_norm=40"],
     )
     train(config)
     assert "classifier fc re-created (12 -> 3 classes)" in capsys.readouterr().out
@@ -56,7 +56,7 @@ def test_tsn_finetuning_recreates_the_head_and_keeps_the_rest(synthetic, referen
 )
 def test_precision_and_memory_format_switches_train_on_cpu(synthetic, tmp_path, switches):
     run_dir = tmp_path / "run"
-    config = load_config(TINY_CONFIG, tiny_overrides(synthetic, run_dir, "solver.max_iter=2", "train.deterministic=false", *switches))
+    config = load_config(TINY_CONFIG, tiny_overrides(synthetic, run_dir, "solver.max_iter=2", "solver.lr_steps=[1]", "train.deterministic=false", *switches))
     try:
         Acceleration(config.train.precision, config.train.channels_last).check_training("cpu")
     except ConfigError as refusal:  # a CPU whose kernels compute wrong gradients in this precision

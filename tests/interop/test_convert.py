@@ -192,3 +192,26 @@ def test_cli_reports_a_malformed_caffemodel_on_one_line(tmp_path, capsys):
     assert not out.exists()
     assert main(argv[:2] + [str(tmp_path / "none.prototxt")] + argv[3:]) == 2
     assert "none.prototxt: no such prototxt file" in capsys.readouterr().err
+
+
+def test_cli_replaces_nothing_unless_asked(released_caffemodel, tmp_path, capsys):
+    """An existing --out (a trained checkpoint, any file) is refused before anything is read; --force replaces it;
+    a folder is refused in one line."""
+    caffemodel = released_caffemodel(C3D_DEPLOY, "c3d_r18")
+    out = tmp_path / "trained.pt"
+    out.write_bytes(b"a file of the user's")
+    argv = ["convert", "--prototxt", str(REFERENCE / C3D_DEPLOY), "--caffemodel", str(caffemodel), "--model", "c3d_r18", "--out", str(out)]
+    unread = argv[:2] + [str(tmp_path / "none.prototxt")] + argv[3:]  # the refusal comes before the inputs are read
+    for attempt in (argv, unread):
+        assert main(attempt) == 2
+        assert capsys.readouterr().err == f"artnet convert: error: {out}: exists; --force replaces it\n"
+    assert out.read_bytes() == b"a file of the user's"
+    assert main([*argv, "--force"]) == 0
+    assert load_checkpoint(out)["model"]["name"] == "c3d_r18"
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    assert main([*argv[:-1], str(folder), "--force"]) == 2
+    message = f"{folder}: is a folder; --out names the checkpoint file to write, e.g. {folder / 'model.pt'}"
+    assert capsys.readouterr().err == f"artnet convert: error: {message}\n"
+    assert not any(folder.iterdir())

@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"artnet {args.command}: {threads.message}", file=sys.stderr)
     try:
         return int(args.run(args) or 0)
-    except (ArtnetError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
-        if os.environ.get("ARTNET_DEBUG"):
+    except (ArtnetError, OSError, RuntimeError) as error:
+        message = user_error(error)
+        if message is None or os.environ.get("ARTNET_DEBUG"):
             raise
-        message = str(error) if isinstance(error, ArtnetError) else f"{error.strerror}: {error.filename}"
         print(f"artnet {args.command}: error: {one_line(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -52,6 +52,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         _leave_process_group()
+
+
+def user_error(error: Exception) -> str | None:
+    """The message of an error the user can act on; None for a bug (which keeps its traceback).
+
+    Besides artnet's own errors: the operating system's (a missing file, no permission, a full disk),
+    and the faults PyTorch reports as a bare RuntimeError (a killed DataLoader worker, a lost process).
+    """
+    if isinstance(error, ArtnetError):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    if isinstance(error, RuntimeError) and "torch" in sys.modules:
+        from ..engine.faults import describe_fault
+
+        return describe_fault(error)
+    return None
 
 
 def _leave_process_group() -> None:

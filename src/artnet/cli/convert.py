@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--model", required=True, metavar="NAME", help="artnet model name: c3d_r18 or artnet_r18_d for the release"
     )
-    parser.add_argument("--out", required=True, metavar="CKPT", help="checkpoint file to write")
+    parser.add_argument("--out", required=True, metavar="CKPT", help="checkpoint file to write (refused if it exists, unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument(
         "--classes", metavar="FILE", help="class names, one per line in label order (default: class_000, class_001, ...)"
     )
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..interop.caffemodel import read_caffemodel
     from ..interop.convert import convert_caffemodel, load_prototxt, verify_conversion
 
+    out = output_target(args.out, args.force)  # before the work: a refusal costs nothing
     net = load_prototxt(args.prototxt)
     weights = read_caffemodel(args.caffemodel)
     converted = convert_caffemodel(net, weights, args.model, rgb=args.rgb, classes=args.classes)
@@ -56,6 +58,18 @@ def run(args: argparse.Namespace) -> int:
             raise CheckpointError(
                 f"{args.caffemodel}: the converted model differs from the reference executor by {difference:.2e}"
             )
-    save_checkpoint(args.out, checkpoint)
-    print(f"wrote {args.out}")
+    save_checkpoint(out, checkpoint)
+    print(f"wrote {out}")
     return 0
+
+
+def output_target(out: str, force: bool):
+    """Where the checkpoint goes: a new file, or an existing one with ``--force``; a folder is refused."""
+    from pathlib import Path
+
+    from ..errors import OutputError
+    from ..outputs import new_file
+
+    if Path(out).is_dir():
+        raise OutputError(f"{out}: is a folder; --out names the checkpoint file to write, e.g. {Path(out) / 'model.pt'}")
+    return new_file(out, force=force)

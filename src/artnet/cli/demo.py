@@ -12,7 +12,7 @@ def add_parser(subparsers) -> None:
         description="Builds the built-in dataset if missing, trains a small ARTNet (d) on the CPU, "
         "evaluates it with the 25-clip protocol and prints top-1 / top-5, by class kind.",
     )
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. solver.max_iter=100")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. solver.base_lr=0.05")
     parser.add_argument("--compare", action="store_true", help="also train C3D and C2D of the same size; one table and a PNG plot")
     parser.add_argument("--out", default="runs/demo", help="where the runs go (default runs/demo)")
     parser.add_argument("--data", default=None, help="dataset folder (default $ARTNET_CACHE/synthetic or ~/.cache/artnet/synthetic)")

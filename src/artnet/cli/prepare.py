@@ -52,6 +52,9 @@ def add_parser(subparsers) -> None:
     lists.add_argument("--split", type=int, nargs="+", default=[1, 2, 3], help="UCF101 / HMDB51 splits (default 1 2 3)")
     lists.add_argument("--class-order", choices=("upstream", "alphabetical"), default="upstream", help="HMDB51 class indices")
     lists.add_argument("--max-missing-ratio", type=float, default=0.0, help="allowed fraction of listed videos not found")
+    parser.add_argument(
+        "--force", action="store_true", help="write into DST even if it holds other files or an output of other options"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -59,17 +62,19 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.annotations import dataset_lists
     from ..data.flow import FlowOptions
-    from ..data.prepare import EncodeOptions, prepare_videos, write_lists
+    from ..data.prepare import EncodeOptions, claim_output, prepare_videos, write_lists
 
     shard = parse_shard(args.shard) if args.shard else None
     size = args.short_side if args.short_side else parse_dims(args.size, "--size", ("H", "W"), "128x170")
     failed = []
     known = {}
     root = args.src
-    if args.to != "none":
+    if args.to == "none":
+        claim_output(args.dst, {"to": "none"}, force=args.force)
+    else:
         flow = FlowOptions(method=args.flow, bound=args.flow_bound)
         options = EncodeOptions(to=args.to, size=size, gop=args.gop, crf=args.crf, quality=args.quality, flow=flow)
-        report = prepare_videos(args.src, args.dst, options, jobs=args.jobs, shard=shard, progress=not args.quiet)
+        report = prepare_videos(args.src, args.dst, options, jobs=args.jobs, shard=shard, progress=not args.quiet, force=args.force)
         failed = report.failed
         known = report.frames
         root = args.dst

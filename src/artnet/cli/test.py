@@ -17,7 +17,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint file; may contain {split}")
     parser.add_argument("--protocol", default=None, help="1clip | 25x10 | 10x3 | 25x1 (default: test.protocol)")
     parser.add_argument("--splits", default=None, help="comma-separated splits, e.g. 1,2,3")
-    parser.add_argument("--out", default=None, help="report folder (default: next to the checkpoint)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="report folder (default: test_<protocol> next to the checkpoint); an earlier report there is replaced, other files are not",
+    )
+    parser.add_argument("--force", action="store_true", help="write the report into --out even if it holds other files")
     parser.add_argument("--acceleration", default=None, help="auto | fp32 | bf16+channels_last ... (default: test.acceleration, auto)")
     parser.set_defaults(run=run)
 
@@ -29,4 +34,4 @@ def run(args: argparse.Namespace) -> None:
     overrides = args.overrides + ([f"test.acceleration={args.acceleration}"] if args.acceleration else [])
     config = load_config(args.config, overrides)
     splits = [int(s) for s in args.splits.split(",")] if args.splits else None
-    run_test(config, args.checkpoint, protocol=args.protocol, splits=splits, out_dir=args.out)
+    run_test(config, args.checkpoint, protocol=args.protocol, splits=splits, out_dir=args.out, force=args.force)

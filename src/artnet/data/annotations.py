@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..errors import DataError
+from ..outputs import atomic_write
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp", ".ogv", ".wmv"})
 HMDB51_SPLIT_VALUES = {"0": None, "1": "train", "2": "test"}
+HMDB51_CLASS_ORDERS = ("upstream", "alphabetical")
+SPLITS = (1, 2, 3)  # of the formats with numbered splits (UCF101, HMDB51)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ class Annotations:
                 raise DataError(f"{record.path}: the list format cannot hold a path with spaces")
             counts = "" if record.num_frames is None else f" {record.num_frames}"
             lines.append(f"{video}{counts} {record.label}\n")
-        Path(path).write_text("".join(lines))
+        with atomic_write(path, "w") as file:  # a killed run leaves the old list or none, never a truncated one
+            file.write("".join(lines))
 
 
 def kinetics400_classes() -> list[str]:
@@ -78,8 +82,8 @@ def hmdb51_classes(order: str = "upstream") -> list[str]:
     names = _package_names("hmdb51_classes.txt")
     if order == "alphabetical":
         return sorted(names)
-    if order != "upstream":
-        raise DataError(f"unknown HMDB51 class order {order!r}: use 'upstream' or 'alphabetical'")
+    if order not in HMDB51_CLASS_ORDERS:
+        raise DataError(f"unknown HMDB51 class order {order!r}: use {' or '.join(map(repr, HMDB51_CLASS_ORDERS))}")
     return names
 
 
@@ -89,7 +93,7 @@ class AnnotationFormat:
 
     name: str
     annotations: str | None  # what ``annotations`` names for it; None: the videos' folders are the annotation
-    splits: bool = False  # numbered splits 1-3, each with a train and a test subset
+    splits: bool = False  # numbered splits (SPLITS), each with a train and a test subset
     several: bool = False  # ``annotations`` may name several files, one list each (Kinetics CSVs, list files)
 
 
@@ -495,8 +499,8 @@ def _stem(name: str) -> str:
 
 
 def _check_split(split: int) -> None:
-    if split not in (1, 2, 3):
-        raise DataError(f"split must be 1, 2 or 3, not {split!r}")
+    if split not in SPLITS:
+        raise DataError(f"split must be {', '.join(map(str, SPLITS[:-1]))} or {SPLITS[-1]}, not {split!r}")
 
 
 def _open_text(path: Path):

@@ -9,7 +9,10 @@
   ``y_00001.jpg`` ... one folder per video, N - 1 per video of N frames (:mod:`artnet.data.flow`).
 
 Each output is written under a temporary name and renamed when complete, so a run can be stopped and
-started again: finished videos are skipped. ``shard=(i, n)`` converts every n-th video from the i-th,
+started again: finished videos are skipped, and what a killed run left half-written is removed when its
+video comes round again. The output folder must be new, empty, or one that prepare wrote with the same
+options (:func:`claim_output`, recorded in its ``.artnet-prepare.json``): prepare replaces lists and
+re-converts outputs it cannot read, which it does only in a folder of its own. ``shard=(i, n)`` converts every n-th video from the i-th,
 so n machines can share a dataset. Frame i of the output is frame i the decoder gives for the source
 (see :mod:`artnet.data.readers`), so frame indices, counts and lists carry over. Frames are written as
 the reader delivers them, upright: a phone video's rotation is applied once, and the output carries no
@@ -20,16 +23,19 @@ frame i to i + 1, and lists count its flow frames.
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import DataError
+from ..errors import DataError, OutputError
+from ..outputs import atomic_write, output_folder
 from ..parallel import map_parallel
 from ..progress import progress_bar
 from .annotations import VIDEO_EXTENSIONS, Annotations
@@ -40,6 +46,7 @@ from .readers import UPSTREAM_FRAME_SIZE, Size, open_video
 log = logging.getLogger(__name__)
 
 TARGETS = ("video", "frames", "flow")
+OUTPUT_MARKER = ".artnet-prepare.json"  # in an output folder: prepare wrote it, with these options
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,12 @@ class EncodeOptions:
         """The file names of an output folder (for :func:`open_video`); ``None`` for a video file."""
         return {"frames": self.frame_pattern, "flow": self.flow.patterns}.get(self.to)
 
+    def describe(self) -> dict:
+        """The options that shape the output, as JSON values: what a resumed run or another shard must share."""
+        shaping = {"video": ("gop", "crf"), "frames": ("quality", "frame_pattern"), "flow": ("quality", "flow")}[self.to]
+        values = {"to": self.to, "size": self.size, **{name: getattr(self, name) for name in shaping}}
+        return json.loads(json.dumps(values, default=asdict))
+
 
 @dataclass
 class PrepareReport:
@@ -68,15 +81,46 @@ class PrepareReport:
 
 def find_videos(root: str | os.PathLike) -> list[str]:
     """Video files under ``root`` (any depth), as sorted paths relative to it."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: source folder not found")
+    root = _source_folder(root)
     found = []
     for folder, _, files in os.walk(root):
         for name in files:
             if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS:
                 found.append(os.path.relpath(os.path.join(folder, name), root))
     return sorted(found)
+
+
+def claim_output(dst: str | os.PathLike, description: dict, *, force: bool = False) -> Path:
+    """Make ``dst`` the output folder of a run described by ``description`` (:meth:`EncodeOptions.describe`,
+    or ``{"to": "none"}`` for lists alone), before any work.
+
+    Accepted: a new or empty folder, or one prepare wrote with the same options (a resumed run, another
+    shard). Refused unless ``force``: a folder of other files, or one prepared with other options (the
+    outputs would mix). The folder is checked to be writable; the description is recorded in it.
+    """
+    dst = output_folder(dst)
+    marker = dst / OUTPUT_MARKER
+    recorded = _read_marker(marker)
+    if recorded is None and not force and any(not entry.name.startswith(f"{OUTPUT_MARKER}.") for entry in _entries(dst)):
+        raise OutputError(
+            f"{dst}: not empty and not an output of artnet prepare (no {OUTPUT_MARKER}); choose an empty or new folder, or --force to write into it"
+        )
+    if recorded is not None and recorded != description and not force:
+        differ = "; ".join(
+            f"{key} {recorded.get(key)} there, {description.get(key)} now" for key in sorted({*recorded, *description}) if recorded.get(key) != description.get(key)
+        )
+        raise OutputError(f"{dst}: prepared with other options ({differ}); choose another folder, or --force to mix them")
+    if recorded != description:
+        with atomic_write(marker, "w") as file:
+            json.dump(description, file, indent=2, sort_keys=True)
+    return dst
+
+
+def _source_folder(root: str | os.PathLike) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: source folder not found")
+    return root
 
 
 def output_path(dst: str | os.PathLike, relative: str, to: str) -> Path:
@@ -101,14 +145,18 @@ def prepare_videos(
     jobs: int = 1,
     shard: tuple[int, int] | None = None,
     progress: bool = False,
+    force: bool = False,
 ) -> PrepareReport:
-    """Convert every video under ``src`` into ``dst`` (same relative layout); see the module doc."""
+    """Convert every video under ``src`` into ``dst`` (same relative layout); see the module doc.
+    ``force``: write into a folder :func:`claim_output` would refuse."""
     if options.to not in TARGETS:
         raise DataError(f"unknown target {options.to!r}: use one of {', '.join(TARGETS)}")
     if Path(dst).resolve() == Path(src).resolve():
         raise DataError(f"{dst}: the output folder must differ from the source folder")
     if options.to == "flow":
         require_opencv(options.flow.method)  # one error now, not one per video
+    _source_folder(src)
+    claim_output(dst, options.describe(), force=force)  # before the source is walked: a refusal costs nothing
     items = select_shard(find_videos(src), shard)
     report = PrepareReport()
     tasks = [(str(Path(src) / rel), str(output_path(dst, rel, options.to)), options) for rel in items]
@@ -132,7 +180,7 @@ def convert_video(source: str, target: str, options: EncodeOptions = EncodeOptio
     display matrix; returns its frame count."""
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = target_path.with_name(f".{target_path.name}.partial-{uuid.uuid4().hex[:8]}")
+    partial = _partial_name(target_path)
     try:
         with open_video(source, backend="pyav", size=options.size) as reader:
             rate = _frame_rate(reader)
@@ -192,6 +240,7 @@ def write_lists(
 
 
 def _convert_one(source: str, target: str, options: EncodeOptions):
+    _remove_partials(target)
     if os.path.exists(target):
         try:
             return "skipped", count_frames(target, options.output_pattern), target
@@ -202,6 +251,30 @@ def _convert_one(source: str, target: str, options: EncodeOptions):
         return "converted", convert_video(source, target, options), target
     except DataError as error:
         return "failed", str(error), target
+
+
+def _partial_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
+
+
+def _remove_partials(target: str) -> None:
+    """What a killed run left of ``target``: its half-written temporary files or folders (those of this video
+    only, so that shards sharing the folder never touch each other's work)."""
+    for stale in glob.glob(os.path.join(glob.escape(os.path.dirname(target)), f".{glob.escape(os.path.basename(target))}.partial-*")):
+        shutil.rmtree(stale, ignore_errors=True) if os.path.isdir(stale) else os.unlink(stale)
+
+
+def _read_marker(path: Path) -> dict | None:
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    with os.scandir(folder) as entries:
+        return list(entries)
 
 
 def _count_one(path: str):

@@ -747,6 +747,11 @@ def _frame_numbers(names: set[str], pattern: str) -> list[int]:
     return sorted(numbers)
 
 
+def check_frame_pattern(pattern: str) -> None:
+    """A DataError unless ``pattern`` names frame files by one number field, as ``img_{:05d}.jpg``."""
+    _pattern_parts(pattern)
+
+
 def _pattern_parts(pattern: str) -> tuple[str, str]:
     """The text before and after the one number field of a frame pattern such as ``img_{:05d}.jpg``."""
     try:

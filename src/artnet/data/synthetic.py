@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..outputs import atomic_write, output_folder
 from ..parallel import map_parallel
 from ..progress import progress_bar
 from .h264 import write_h264
@@ -197,11 +198,11 @@ def generate(
     manifest = _read_manifest(root)
     if manifest == _manifest(params, complete=True) and _files_present(root, params):
         return SyntheticDataset(root, params)
+    output_folder(root)
     ours = manifest is not None and manifest.get("generator") == __name__
-    if not ours and root.exists() and any(root.iterdir()):
+    if not ours and any(root.iterdir()):
         raise DataError(f"{root}: not empty and not a generated dataset (no {MANIFEST} of ours); choose an empty or new folder")
     _clear(root)
-    root.mkdir(parents=True, exist_ok=True)
     _write_json(root / MANIFEST, _manifest(params, complete=False))
     for cls in CLASSES:
         (root / cls.name).mkdir()
@@ -271,9 +272,8 @@ def _clear(root: Path) -> None:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(temporary, path)
+    with atomic_write(path, "w") as file:
+        file.write(json.dumps(payload, indent=2) + "\n")
 
 
 def _write_splits(root: Path, params: SyntheticParams) -> None:

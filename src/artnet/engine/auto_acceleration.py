@@ -49,7 +49,6 @@ import json
 import math
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,9 +59,11 @@ import torch
 from torch import nn
 
 from ..data.clip import ClipSpec
+from ..errors import OutputError
 from ..machine import cache_dir, device_name, kernel_identity
+from ..outputs import atomic_write
 from .acceleration import Acceleration, parse_setting, relative_error
-from .distributed import DistributedEnv, broadcast_object
+from .distributed import DistributedEnv, on_main_process
 
 ABANDON_FACTOR = 5.0  # dropped at once when this many times slower than fp32 (no fast kernel: far slower than this)
 MAX_ERROR = 1e-2  # relative error of the logits against fp32
@@ -125,10 +126,7 @@ def acceleration_for(setting: str, model: nn.Module, clip: ClipSpec, env: Distri
     """What ``test`` / ``predict`` run ``model`` with on ``clip`` clips: the main process resolves the
     setting (probing on a first ``auto``), every process gets its choice (probes side by side would
     time each other's contention)."""
-    choice = None
-    if env.is_main:
-        choice = resolve_acceleration(setting, model, probe_clips(clip).to(env.device), identity=identity)
-    return broadcast_object(choice, env)
+    return on_main_process(lambda: resolve_acceleration(setting, model, probe_clips(clip).to(env.device), identity=identity), env)
 
 
 def probe_clips(clip: ClipSpec, batch: int = 2, seed: int = 0) -> torch.Tensor:
@@ -214,6 +212,8 @@ def choose_acceleration(
             kept = f"cached in {path}"
         except OSError as error:
             kept = f"not cached ({error.strerror}: {path})"
+        except OutputError as error:  # a write that failed (a full disk): the choice stands, uncached
+            kept = f"not cached ({error})"
     seconds = time.perf_counter() - started
     return Choice(pick.acceleration, f"acceleration auto: {summary}; probed in {seconds:.0f} s, {kept}", summary, tuple(trials))
 
@@ -355,12 +355,6 @@ def _cached_choice(entry: object) -> tuple[Acceleration, str] | None:
 def _write_cache(path: Path, entries: dict[str, dict]) -> None:
     """Replace the file atomically: a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump({"format": CACHE_FORMAT, "choices": entries}, file, indent=2, sort_keys=True)
-            file.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as file:
+        json.dump({"format": CACHE_FORMAT, "choices": entries}, file, indent=2, sort_keys=True)
+        file.write("\n")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
 from .checkpoint import clip_spec, load_checkpoint, load_state
-from .config import Config, DataConfig
+
+if TYPE_CHECKING:
+    from .config import Config, DataConfig
+
+BN_MODES = ("train", "frozen", "partial")
 
 
 def build_model(config: Config, num_classes: int) -> nn.Module:
@@ -60,8 +65,8 @@ def set_train_mode(model: nn.Module, bn: str) -> None:
 
     A frozen BN uses its running statistics and does not learn its scale and shift.
     """
-    if bn not in ("train", "frozen", "partial"):
-        raise ConfigError(f"train.bn must be 'train', 'frozen' or 'partial', got {bn!r}")
+    if bn not in BN_MODES:
+        raise ConfigError(f"train.bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
     model.train()
     if bn == "train":
         return

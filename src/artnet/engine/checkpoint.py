@@ -25,10 +25,10 @@ interrupted one would have done; ``best.pt`` and ``final.pt`` beside them hold t
 from __future__ import annotations
 
 import json
-import os
+import pickle
 import random
 import re
-import tempfile
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,39 +41,41 @@ from .. import __version__
 from ..data.clip import ClipSpec
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
+from ..outputs import atomic_write
 
 FORMAT = "artnet-checkpoint"
 VERSION = 2
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` atomically: a temporary file in the same folder, then a rename."""
+    """Write ``payload`` atomically (:func:`artnet.outputs.atomic_write`): a failed write leaves the file
+    that was there before intact, and an :class:`~artnet.errors.OutputError`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "artnet_version": __version__, **payload}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        torch.save(payload, file)
+    return path
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """``path``, if a file is there; a CheckpointError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
     return path
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read an artnet checkpoint safely (``weights_only=True``), in the current layout; a clear error otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = checkpoint_file(path)
+    kind = _file_kind(path)
+    if kind not in ("zip", "legacy"):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({kind})")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line})") from None
+    except Exception as error:  # never PyTorch's advice to load it with weights_only=False: what an attacker wants
+        raise CheckpointError(f"{path}: {_unreadable(error)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an artnet checkpoint (convert Caffe weights with `artnet convert`)")
     if payload.get("version", 0) > VERSION:
@@ -83,6 +85,38 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload.pop("input", None)
         payload.pop("normalization", None)
     return payload
+
+
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # torch.save before 1.6: a pickled magic number
+
+
+def _file_kind(path: Path) -> str:
+    """``zip`` or ``legacy`` (the two forms of ``torch.save``), or what else the file is."""
+    with open(path, "rb") as file:
+        head = file.read(len(_LEGACY_MAGIC))
+    if not head:
+        return "an empty file"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            torch_layout = any(name.endswith("data.pkl") for name in archive.namelist())
+        return "zip" if torch_layout else "a zip archive of other files"
+    if head.startswith(b"PK\x03\x04"):
+        return "an incomplete zip archive: a copy or download cut short?"
+    if head == _LEGACY_MAGIC:
+        return "legacy"
+    if head.startswith(b"\x80"):
+        return "a Python pickle, which may run code when read"
+    return "neither the zip archive nor the pickle torch.save writes"
+
+
+def _unreadable(error: Exception) -> str:
+    """What a torch.load of a checkpoint-shaped file found."""
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in text:
+        named = re.search(r"GLOBAL ([\w.]+)", text)
+        return "refused: it contains code, not only tensors" + (f" (it asks for {named.group(1)})" if named else "")
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return f"a damaged PyTorch checkpoint ({first_line})"
 
 
 def clip_spec(checkpoint: dict[str, Any], source: str = "checkpoint") -> ClipSpec:
@@ -182,6 +216,11 @@ class RunCheckpoints:
         found = [(int(m.group(1)), p) for p in (self.run_dir / "checkpoints").glob("iter_*.pt") if (m := _ITERATION_CHECKPOINT.search(p.name))]
         return [p for _, p in sorted(found)]
 
+    @staticmethod
+    def iteration_of(path: Path) -> int:
+        """The iteration an iteration checkpoint's name says it holds."""
+        return int(_ITERATION_CHECKPOINT.search(path.name).group(1))
+
     def resume_point(self, resume: str) -> Path | None:
         """The checkpoint a run resumes from: ``auto`` (the newest of this run, if any), ``never``, or a path."""
         if resume == "never":
@@ -235,10 +274,19 @@ class RunCheckpoints:
         (so curves show each iteration once) and the half-written checkpoint of a killed run."""
         log = self.run_dir / "log.jsonl"
         if log.is_file():
-            kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["iteration"] <= iteration]
-            log.write_text("".join(line + "\n" for line in kept))
+            kept = [line for line in log.read_text().splitlines() if _logged_before(line, iteration)]
+            with atomic_write(log, "w") as file:  # a run killed now keeps its log
+                file.write("".join(line + "\n" for line in kept))
         for stale in (self.run_dir / "checkpoints").glob(".*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def _logged_before(line: str, iteration: int) -> bool:
+    """A log line of an iteration up to ``iteration``; a line a full disk or a kill cut short is dropped."""
+    try:
+        return json.loads(line)["iteration"] <= iteration
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,7 +6,11 @@ of one's own is named by its path. A YAML file may start from others with ``_bas
 kinetics/_base, ...]`` (a path relative to it, or a packaged recipe's name); later values win,
 dictionaries merge key by key.
 Every key is checked against the schema: an unknown or misspelt key is an error naming the
-file, the line and the closest valid key; every value is checked against its field's type.
+file, the line and the closest valid key; every value is checked against its field's type, then
+against what it may be (each dataclass's ``__post_init__``: ranges, choices, and combinations, those
+across sections in :class:`Config`), so a config that loads is one a run can follow. A refused value is
+one line: ``file:line: 'section.key' what is wrong``. The choices are those of the code that uses
+them (model names from the registry, protocols, precisions, annotation formats ...), never a copy.
 """
 
 from __future__ import annotations
@@ -22,9 +26,20 @@ from typing import Any
 
 import yaml
 
+from ..data.annotations import FORMATS, HMDB51_CLASS_ORDERS, SPLITS
 from ..data.clip import ClipSpec
-from ..errors import ConfigError, InvalidValue
-from .acceleration import parse_setting
+from ..data.readers import BACKENDS, check_frame_pattern
+from ..errors import ConfigError, DataError, InvalidValue
+from ..models.registry import check_options
+from ..outputs import atomic_write
+from .acceleration import PRECISIONS, parse_setting
+from .builders import BN_MODES
+from .distributed import DEVICES
+from .evaluate import PROTOCOLS
+from .solver import check_schedule
+
+# The first line of a run's saved config.yaml: a run folder with it was made by artnet train.
+CONFIG_HEADER = "# artnet train: the resolved configuration of this run"
 
 
 @dataclass
@@ -41,6 +56,9 @@ class ModelConfig:
     relation_channels: str = "reduce"
     depths: list[int] | None = None
     temporal_strides: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        check_options(self.name, {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "name"})
 
 
 @dataclass
@@ -62,6 +80,20 @@ class DataConfig:
     num_workers: int = 4
     max_bad_ratio: float = 0.01  # training stops when more than this share of samples fail to decode
     max_missing_ratio: float = 0.0  # annotation entries whose file is missing
+
+    def __post_init__(self) -> None:
+        _choice(self, "format", tuple(FORMATS))
+        if FORMATS[self.format].splits:
+            _choice(self, "split", SPLITS)
+        _choice(self, "class_order", HMDB51_CLASS_ORDERS)
+        _choice(self, "backend", BACKENDS)
+        if self.frame_pattern:
+            try:
+                check_frame_pattern(self.frame_pattern)
+            except DataError:
+                raise InvalidValue("frame_pattern", f"must hold one '{{}}' field for the frame number, e.g. 'img_{{:05d}}.jpg', got {self.frame_pattern!r}") from None
+        _at_least(self, 0, "num_workers")
+        _fraction(self, "max_bad_ratio", "max_missing_ratio")
 
 
 @dataclass
@@ -85,11 +117,23 @@ class SolverConfig:
     warmup_factor: float = 0.1  # lr at iteration 0 is base_lr x warmup_factor
     reference_batch: int = 0  # linear lr scaling: base_lr x batch_size / reference_batch; 0 = off
 
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "batch_size", "max_iter")
+        _at_least(self, 0, "micro_batch", "lr_stepsize", "weight_decay", "bias_lr_mult", "clip_grad_norm", "reference_batch")
+        if self.micro_batch > self.batch_size:
+            raise InvalidValue("micro_batch", f"{self.micro_batch} is larger than the batch it splits (batch_size {self.batch_size})", related=("batch_size",))
+        if not self.base_lr > 0:
+            raise InvalidValue("base_lr", f"must be positive, got {self.base_lr}")
+        if not 0 <= self.momentum < 1:
+            raise InvalidValue("momentum", f"must be at least 0 and below 1, got {self.momentum}")
+        check_schedule(self)
+
 
 @dataclass
 class TrainConfig:
     init: str = ""  # checkpoint to start from (fine-tuning); a head of another shape is re-created
     resume: str = "auto"  # auto (newest checkpoint in the run dir) | never | a checkpoint path
+    overwrite: bool = False  # true: a new run may replace the run (or the files a run writes) in its folder
     seed: int = 0
     deterministic: bool = False
     bn: str = "train"  # train | frozen | partial (TSN: freeze all BN but the first)
@@ -105,8 +149,21 @@ class TrainConfig:
     checkpoint_interval: int = 1000
     keep_last: int = 3
     device: str = "auto"  # auto | cpu | cuda
+    dist_timeout: float = 600.0  # seconds a process waits for the others (several processes) before the run stops
     tensorboard: bool = True
     plots: bool = True
+
+    def __post_init__(self) -> None:
+        _choice(self, "bn", BN_MODES)
+        _choice(self, "precision", tuple(PRECISIONS))
+        _choice(self, "eval_protocol", tuple(PROTOCOLS))
+        _choice(self, "device", DEVICES)
+        _at_least(self, 0, "seed", "eval_interval", "eval_max_videos")
+        _at_least(self, 1, "log_interval", "checkpoint_interval", "keep_last")
+        if not self.dist_timeout > 0:
+            raise InvalidValue("dist_timeout", f"must be a positive number of seconds, got {self.dist_timeout}")
+        if self.sync_bn and self.device == "cpu":
+            raise InvalidValue("sync_bn", "needs CUDA devices (PyTorch's SyncBatchNorm does not run on CPU), but device is cpu", related=("device",))
 
 
 @dataclass
@@ -118,6 +175,9 @@ class TestConfig:
     acceleration: str = "auto"  # auto (the fastest close to fp32 here, artnet.engine.auto_acceleration) | fp32 | bf16+channels_last ...
 
     def __post_init__(self) -> None:
+        _choice(self, "protocol", tuple(PROTOCOLS))
+        _at_least(self, 1, "view_batch")
+        _at_least(self, 0, "num_workers")
         try:
             parse_setting(self.acceleration)
         except ConfigError as error:
@@ -134,9 +194,56 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
 
+    def __post_init__(self) -> None:
+        """What the sections must agree on (the keys are dotted: each belongs to its own section)."""
+        if not self.name:
+            raise InvalidValue("name", "must not be empty")
+        try:
+            self.run_dir  # noqa: B018 (formatting the folder's name is the check)
+        except (IndexError, KeyError, ValueError):
+            raise InvalidValue("output_dir", f"may hold {{name}} and {{split}} and no other field, got {self.output_dir!r}") from None
+        if self.model.in_channels != self.data.clip.channels:
+            raise InvalidValue(
+                "model.in_channels",
+                f"{self.model.in_channels} does not match the {self.data.clip.channels} channels of normalization {self.data.clip.normalization}",
+                related=("data.clip.normalization",),
+            )
+        if PROTOCOLS[self.train.eval_protocol].mode == "val" and self.data.clip.num_segments == 1:
+            raise InvalidValue(
+                "train.eval_protocol",
+                "val scores the centre clip of each TSN segment, but data.clip.num_segments is 1: use 1clip",
+                related=("data.clip.num_segments",),
+            )
+        if FORMATS[self.data.format].splits:
+            for split in self.test.splits:
+                if split not in SPLITS:
+                    raise InvalidValue("test.splits", f"must be among {', '.join(map(str, SPLITS))} for {self.data.format}, got {split}")
+
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir.format(name=self.name, split=self.data.split))
+
+
+def _choice(section: Any, name: str, choices: tuple) -> None:
+    value = getattr(section, name)
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidValue(name, f"must be one of {', '.join(map(str, choices))}, got {value!r}{hint}")
+
+
+def _at_least(section: Any, minimum: int, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < minimum:
+            raise InvalidValue(name, f"must be {'positive' if minimum == 1 else f'{minimum} or more'}, got {value!r}")
+
+
+def _fraction(section: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if not 0 <= value <= 1:
+            raise InvalidValue(name, f"must be a share between 0 and 1, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -173,10 +280,21 @@ def _plain(value: Any) -> Any:
 
 
 def save_config(config: Config, path: str | Path) -> Path:
+    """The resolved config as YAML, under :data:`CONFIG_HEADER` (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    with atomic_write(path, "w") as file:
+        file.write(f"{CONFIG_HEADER}\n{yaml.safe_dump(config_to_dict(config), sort_keys=False)}")
     return path
+
+
+def written_by_artnet(path: Path) -> bool:
+    """Whether ``path`` is a config :func:`save_config` wrote (a run folder's own), not a file of the user's."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.readline().rstrip("\n") == CONFIG_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def config_from_dict(tree: dict[str, Any], source: str = "checkpoint") -> Config:
@@ -293,7 +411,10 @@ def _build(cls: type, values: dict[str, Any], prefix: str, lines: dict[str, str]
         return cls(**kwargs)
     except InvalidValue as error:
         dotted = f"{prefix}{error.field}"
-        raise ConfigError(f"{_where(lines, dotted) or _where(lines, prefix.rstrip('.'))}'{dotted}' {error.problem}") from None
+        # where the value was written: the problem's own key, or one it clashes with; an override first (the last word)
+        written = [key for key in (dotted, *(f"{prefix}{k}" for k in error.related), prefix.rstrip(".")) if key in lines]
+        written.sort(key=lambda key: not lines[key].startswith("override"))
+        raise ConfigError(f"{_where(lines, written[0]) if written else ''}'{dotted}' {error.problem}") from None
 
 
 def _field_names(cls: type) -> list[str]:

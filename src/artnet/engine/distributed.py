@@ -2,6 +2,10 @@
 
 ``torchrun --nproc-per-node 8 -m artnet train ...`` sets RANK, WORLD_SIZE, LOCAL_RANK and the
 rendezvous; a plain ``artnet train`` is a world of one. NCCL on GPUs, gloo on CPU.
+
+A process that waits longer than ``timeout`` seconds for the others at a collective operation stops
+with an error (a process that died is noticed at once: its connections close), so a run whose
+process hangs or dies never leaves the others waiting for ever (:mod:`artnet.engine.faults`).
 """
 
 from __future__ import annotations
@@ -9,11 +13,16 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from datetime import timedelta
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from ..errors import ArtnetError, ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -32,8 +41,11 @@ class DistributedEnv:
         return self.world_size > 1
 
 
-def init_distributed(device: str = "auto") -> DistributedEnv:
-    """Join the process group torchrun describes (if any) and pick this process's device."""
+def init_distributed(device: str = "auto", timeout: float | None = None) -> DistributedEnv:
+    """Join the process group torchrun describes (if any) and pick this process's device (one of
+    :data:`DEVICES`); ``timeout``: seconds a collective waits for the others (None: PyTorch's default)."""
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -44,7 +56,11 @@ def init_distributed(device: str = "auto") -> DistributedEnv:
     else:
         chosen = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo", device_id=chosen if use_cuda else None)
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            device_id=chosen if use_cuda else None,
+            timeout=None if timeout is None else timedelta(seconds=timeout),
+        )
     return DistributedEnv(rank, world_size, local_rank, chosen)
 
 
@@ -75,6 +91,21 @@ def broadcast_object(obj: Any, env: DistributedEnv) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_main_process(function: Callable[[], Any], env: DistributedEnv) -> Any:
+    """``function()`` run by rank 0 alone (a decision or a check of the run folder); its result, or the
+    :class:`~artnet.errors.ArtnetError` it raised, on every process (the others would wait otherwise)."""
+    outcome = None
+    if env.is_main:
+        try:
+            outcome = (function(), None)
+        except ArtnetError as error:
+            outcome = (None, error)
+    result, error = broadcast_object(outcome, env)
+    if error is not None:
+        raise error
+    return result
 
 
 def broadcast_buffers(model: torch.nn.Module, env: DistributedEnv) -> None:

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..outputs import atomic_write
 from ..plots import pyplot
+
+REPORT_FILES = ("metrics.json", "per_class.csv", "scores.npz", "confusion.png")  # what write_reports writes
 
 
 @dataclass
@@ -91,19 +94,22 @@ def write_reports(
     extra: dict | None = None,
     plot: bool = True,
 ) -> Path:
-    """``metrics.json``, ``per_class.csv``, ``scores.npz`` (ids, labels, logits) and ``confusion.png``."""
+    """:data:`REPORT_FILES`: ``metrics.json``, ``per_class.csv``, ``scores.npz`` (ids, labels, logits) and
+    ``confusion.png``, each written whole or not at all."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps({**metrics.as_dict(), **(extra or {}), "missing_videos": list(missing_ids)}, indent=2))
+    with atomic_write(out / "metrics.json", "w") as file:
+        json.dump({**metrics.as_dict(), **(extra or {}), "missing_videos": list(missing_ids)}, file, indent=2)
     matrix = confusion_matrix(video_scores.argmax(axis=1), labels, len(classes))
     accuracy = per_class_accuracy(matrix)
-    with open(out / "per_class.csv", "w", newline="") as file:
+    with atomic_write(out / "per_class.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["class_index", "class", "videos", "correct", "accuracy"])
         for index, name in enumerate(classes):
             total = int(matrix[index].sum())
             writer.writerow([index, name, total, int(matrix[index, index]), "" if total == 0 else f"{accuracy[index]:.2f}"])
-    np.savez_compressed(out / "scores.npz", video_ids=np.array(video_ids), labels=labels, scores=video_scores, classes=np.array(classes))
+    with atomic_write(out / "scores.npz") as file:
+        np.savez_compressed(file, video_ids=np.array(video_ids), labels=labels, scores=video_scores, classes=np.array(classes))
     if plot:
         plot_confusion(matrix, classes, out / "confusion.png")
     return out
@@ -125,5 +131,6 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> None:
     ax.set_ylabel("true")
     ax.set_title("confusion (rows normalised)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_write(path) as file:
+        fig.savefig(file, dpi=100, format="png")
     plt.close(fig)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputError
 from ..plots import pyplot
 from ..progress import progress_bar
 
@@ -39,8 +40,11 @@ class RunMonitor:
         """Append one line to the JSONL log and the scalars to TensorBoard."""
         if not self.enabled:
             return
-        with open(self.log_path, "a") as file:
-            file.write(json.dumps({"kind": kind, "iteration": iteration, "time": time.time(), **values}) + "\n")
+        try:
+            with open(self.log_path, "a") as file:
+                file.write(json.dumps({"kind": kind, "iteration": iteration, "time": time.time(), **values}) + "\n")
+        except OSError as error:  # a write error names no file: say which
+            raise OutputError(f"{self.log_path}: not written ({error.strerror or error})") from None
         if self.writer is not None:
             for key, value in values.items():
                 if isinstance(value, (int, float)):

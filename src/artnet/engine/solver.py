@@ -13,11 +13,18 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .config import SolverConfig
+from ..errors import InvalidValue
+
+if TYPE_CHECKING:
+    from .config import SolverConfig
+
+LR_POLICIES = ("multistep", "step")
 
 
 def parameter_groups(model: nn.Module, solver: SolverConfig) -> list[dict]:
@@ -50,16 +57,40 @@ def base_lr(solver: SolverConfig) -> float:
     return solver.base_lr
 
 
+def check_schedule(solver: SolverConfig) -> None:
+    """An :class:`~artnet.errors.InvalidValue` for a schedule :func:`learning_rate` cannot follow, or that
+    would not do what it says within ``max_iter`` (a drop never reached, a warm-up longer than the run)."""
+    if solver.lr_policy not in LR_POLICIES:
+        raise InvalidValue("lr_policy", f"must be {' or '.join(map(repr, LR_POLICIES))}, got {solver.lr_policy!r}")
+    if solver.lr_policy == "multistep":
+        steps = solver.lr_steps
+        if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
+            raise InvalidValue("lr_steps", f"must increase, got {steps}")
+        if steps and steps[0] < 1:
+            raise InvalidValue("lr_steps", f"must be positive iterations, got {steps}")
+        if steps and steps[-1] >= solver.max_iter:
+            raise InvalidValue(
+                "lr_steps",
+                f"{steps} reach max_iter ({solver.max_iter}), where a drop never applies: give steps below it, or [] for no drop",
+                related=("max_iter",),
+            )
+    if solver.lr_policy == "step" and solver.lr_stepsize < 1:
+        raise InvalidValue("lr_stepsize", f"must be a positive number of iterations for lr_policy step, got {solver.lr_stepsize}", related=("lr_policy",))
+    if not 0 <= solver.warmup_iters < solver.max_iter:
+        raise InvalidValue("warmup_iters", f"must be at least 0 and below max_iter ({solver.max_iter}), got {solver.warmup_iters}", related=("max_iter",))
+    if not 0 < solver.warmup_factor <= 1:
+        raise InvalidValue("warmup_factor", f"must be above 0 and at most 1, got {solver.warmup_factor}")
+    if not 0 < solver.gamma <= 1:
+        raise InvalidValue("gamma", f"must be above 0 and at most 1 (the factor of each drop), got {solver.gamma}")
+
+
 def learning_rate(iteration: int, solver: SolverConfig) -> float:
-    """The learning rate of (0-based) ``iteration``, as Caffe's ``GetLearningRate`` plus warm-up."""
+    """The learning rate of (0-based) ``iteration``, as Caffe's ``GetLearningRate`` plus warm-up
+    (a schedule :func:`check_schedule` accepts; a :class:`SolverConfig` is checked when made)."""
     if solver.lr_policy == "multistep":
         drops = sum(iteration >= step for step in solver.lr_steps)
-    elif solver.lr_policy == "step":
-        if solver.lr_stepsize <= 0:
-            raise ConfigError("solver.lr_policy=step needs solver.lr_stepsize > 0")
-        drops = iteration // solver.lr_stepsize
     else:
-        raise ConfigError(f"solver.lr_policy must be 'multistep' or 'step', got {solver.lr_policy!r}")
+        drops = iteration // solver.lr_stepsize
     lr = base_lr(solver) * solver.gamma**drops
     if iteration < solver.warmup_iters:
         alpha = iteration / solver.warmup_iters

@@ -2,39 +2,57 @@
 
 For UCF101 and HMDB51 the paper reports the mean over the three splits, each split with its own
 fine-tuned model: ``--splits 1,2,3 --checkpoint runs/ucf101_split{split}/final.pt``.
+
+The report folder (``test_<protocol>`` beside the checkpoint, or ``out_dir``) is checked before the
+evaluation (:func:`claim_report_dir`): it must be writable, and new, empty, or hold an earlier report of
+``artnet test``, which the new one replaces; a folder with other files is refused unless ``force``.
+The metrics are printed before the report is written, so a report that cannot be written loses nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, OutputError
+from ..outputs import output_folder, refuse_replacing
 from ..table import format_table
 from .auto_acceleration import acceleration_for
 from .builders import build_dataset, data_as_trained
-from .checkpoint import describe_model, load_checkpoint, model_from_checkpoint
+from .checkpoint import checkpoint_file, describe_model, load_checkpoint, model_from_checkpoint
 from .config import Config
-from .distributed import init_distributed
+from .distributed import init_distributed, on_main_process
 from .evaluate import EvalResult, evaluate, get_protocol
-from .metrics import Metrics, write_reports
+from .metrics import REPORT_FILES, Metrics, write_reports
 from .monitor import RunMonitor
 
 
 def run_test(
-    config: Config, checkpoint: str, protocol: str | None = None, splits: list[int] | None = None, out_dir: str | None = None
+    config: Config,
+    checkpoint: str,
+    protocol: str | None = None,
+    splits: list[int] | None = None,
+    out_dir: str | None = None,
+    force: bool = False,
 ) -> list[EvalResult]:
     """Evaluate ``checkpoint`` (its path may hold ``{split}``) on the test set of each split; reports are
-    written beside it (or in ``out_dir``) and the results returned, one per split."""
-    env = init_distributed(config.train.device)
+    written beside it (or in ``out_dir``) and the results returned, one per split. ``force``: write the
+    report into a folder of other files (see the module doc)."""
+    env = init_distributed(config.train.device, config.train.dist_timeout)
     protocol_spec = get_protocol(protocol or config.test.protocol)
     splits = splits or config.test.splits or [config.data.split]
+    paths = {split: checkpoint_file(checkpoint.format(split=split)) for split in splits}
+    report_dirs = {split: Path(out_dir) if out_dir else paths[split].parent / f"test_{protocol_spec.name}" for split in splits}
+    for folder in dict.fromkeys(report_dirs.values()):  # before any evaluation: a refusal costs nothing
+        on_main_process(functools.partial(claim_report_dir, folder, force, default=out_dir is None), env)
     results = []
     for split in splits:
         split_config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
-        path = Path(checkpoint.format(split=split))
+        path = paths[split]
         payload = load_checkpoint(path)
         model = model_from_checkpoint(payload, source=str(path)).to(env.device)
         data, changed = data_as_trained(split_config.data, payload)
@@ -66,15 +84,39 @@ def run_test(
         )
         monitor.close(plots=False)
         if env.is_main:
-            report_dir = Path(out_dir) if out_dir else path.parent / f"test_{protocol_spec.name}"
-            if len(splits) > 1:
-                report_dir = report_dir / f"split{split}"
+            report_dir = report_dirs[split] / f"split{split}" if len(splits) > 1 else report_dirs[split]
+            print(f"split {split}: {result.metrics.summary()}  -> {report_dir}" if len(splits) > 1 else f"{result.metrics.summary()}  -> {report_dir}", flush=True)
             write_test_reports(report_dir, result, dataset, path, protocol_spec.name, payload["model"])
-            print(f"split {split}: {result.metrics.summary()}  -> {report_dir}" if len(splits) > 1 else f"{result.metrics.summary()}  -> {report_dir}")
         results.append(result)
     if env.is_main and len(splits) > 1:
         print(splits_table(splits, [r.metrics for r in results]))
     return results
+
+
+def claim_report_dir(folder: Path, force: bool = False, default: bool = False) -> Path:
+    """``folder`` for a test report, before the evaluation: writable, and new, empty, or holding only
+    earlier reports of ``artnet test`` (which are replaced); other files are refused unless ``force``."""
+    how = "--out chooses another report folder" if default else "choose another --out"
+    if folder.is_dir() and not force:
+        foreign = [entry for entry in sorted(folder.iterdir()) if not _report_part(entry)]
+        refuse_replacing(folder, foreign, "files that are not an artnet test report", f"--force writes the report there all the same, or {how}")
+    try:
+        return output_folder(folder)
+    except OutputError as error:
+        raise OutputError(f"{error}; {how}") from None
+
+
+def _report_part(path: Path) -> bool:
+    """A file of an ``artnet test`` report, or a split's report folder."""
+    if path.is_dir():
+        return path.name.startswith("split") and path.name[5:].isdigit() and all(_report_part(p) for p in path.iterdir())
+    if path.name == "metrics.json":
+        try:
+            written = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            return False
+        return isinstance(written, dict) and {"checkpoint", "protocol", "top1"} <= written.keys()
+    return path.name in REPORT_FILES
 
 
 def check_classes(checkpoint_classes: list[str], dataset_classes: list[str], path: Path) -> None:

@@ -5,15 +5,19 @@ processes and over gradient-accumulation steps, so one recipe runs unchanged on 
 many GPUs. Every ``checkpoint_interval`` iterations the full state is written atomically, and a
 run started again in the same run directory resumes from its newest checkpoint, repeating
 exactly the samples, augmentations and dropout masks the interrupted run would have drawn
-(see :mod:`artnet.engine.checkpoint`).
+(see :mod:`artnet.engine.checkpoint`). A run never writes over another (:func:`claim_run_dir`), and
+one that a fault stops (a killed DataLoader worker, a lost process, a full disk) says so in one line
+and how to resume (:mod:`artnet.engine.faults`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -23,10 +27,11 @@ from torch.nn import functional as F
 from ..data import seed_worker
 from ..errors import ConfigError
 from ..models.tsn import consensus_forward
+from ..outputs import output_folder, refuse_replacing
 from .acceleration import Acceleration
 from .builders import build_dataset, build_model, load_init_weights, set_train_mode
 from .checkpoint import RunCheckpoints, Trainables, TrainingState, capture_rng, model_payload, seed_everything
-from .config import Config, config_to_dict, save_config
+from .config import Config, config_to_dict, save_config, written_by_artnet
 from .distributed import (
     DistributedEnv,
     ResumableSampler,
@@ -35,8 +40,10 @@ from .distributed import (
     broadcast_buffers,
     gather_objects,
     init_distributed,
+    on_main_process,
 )
 from .evaluate import evaluate, get_protocol
+from .faults import stopping_run
 from .monitor import RunMonitor
 from .solver import build_optimizer, learning_rate, set_learning_rate
 
@@ -60,13 +67,17 @@ class BatchPlan:
         return cls(global_batch, per_process, accumulation, per_process // accumulation)
 
 
+# What a run writes in its folder (RunCheckpoints, RunMonitor, save_config): all a new run would replace.
+RUN_FILES = ("config.yaml", "log.jsonl", "best.pt", "final.pt", "checkpoints", "tensorboard", "loss.png", "accuracy.png")
+
+
 def train(config: Config) -> dict:
-    env = init_distributed(config.train.device)
+    env = init_distributed(config.train.device, config.train.dist_timeout)
     seed_everything(config.train.seed + env.rank, config.train.deterministic)
     if env.device.type == "cuda":
         torch.backends.cudnn.benchmark = config.train.cudnn_benchmark and not config.train.deterministic
     checkpoints = RunCheckpoints(config.run_dir, config.train.keep_last)
-    resume_from = checkpoints.resume_point(config.train.resume)
+    resume_from = on_main_process(lambda: claim_run_dir(config, checkpoints), env)
 
     # Data: the training set, and the validation set the in-training evaluation uses.
     train_set = build_dataset(config, "train")
@@ -116,85 +127,131 @@ def train(config: Config) -> dict:
     monitor = RunMonitor(config.run_dir, config.solver.max_iter, state.iteration, enabled=env.is_main, tensorboard=config.train.tensorboard)
     metrics = None
     started = time.perf_counter() - state.elapsed_seconds  # training time of this run, over its restarts
-    for iteration in range(state.iteration, config.solver.max_iter):
-        lr = learning_rate(iteration, config.solver)
-        set_learning_rate(trainables.optimizer, lr, config.solver.caffe_momentum)
+    with stopping_run(lambda: how_to_go_on(checkpoints, state)):
+        for iteration in range(state.iteration, config.solver.max_iter):
+            lr = learning_rate(iteration, config.solver)
+            set_learning_rate(trainables.optimizer, lr, config.solver.caffe_momentum)
 
-        # One iteration: accumulate the gradients of the micro-batches, then one SGD step.
-        data_time = compute_time = loss_sum = 0.0
-        for step in range(plan.accumulation):
-            tick = time.perf_counter()
-            clips, labels = next(stream)
-            clips, labels = clips.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
-            tock = time.perf_counter()
-            last_step = step == plan.accumulation - 1
-            sync = contextlib.nullcontext() if last_step or not env.is_distributed else net.no_sync()
-            with sync:
-                with accel.autocast(env.device.type):
-                    logits = consensus_forward(net, accel.prepare_input(clips))
-                loss = F.cross_entropy(logits.float(), labels) / plan.accumulation
-                trainables.scaler.scale(loss).backward()
-            loss_sum += loss.item()
-            data_time += tock - tick
-            compute_time += time.perf_counter() - tock
-        if config.solver.clip_grad_norm > 0:
-            trainables.scaler.unscale_(trainables.optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), config.solver.clip_grad_norm)
-        trainables.scaler.step(trainables.optimizer)
-        trainables.scaler.update()
-        trainables.optimizer.zero_grad(set_to_none=True)
-        state.iteration = done = iteration + 1
+            # One iteration: accumulate the gradients of the micro-batches, then one SGD step.
+            data_time = compute_time = loss_sum = 0.0
+            for step in range(plan.accumulation):
+                tick = time.perf_counter()
+                clips, labels = next(stream)
+                clips, labels = clips.to(env.device, non_blocking=True), labels.to(env.device, non_blocking=True)
+                tock = time.perf_counter()
+                last_step = step == plan.accumulation - 1
+                sync = contextlib.nullcontext() if last_step or not env.is_distributed else net.no_sync()
+                with sync:
+                    with accel.autocast(env.device.type):
+                        logits = consensus_forward(net, accel.prepare_input(clips))
+                    loss = F.cross_entropy(logits.float(), labels) / plan.accumulation
+                    trainables.scaler.scale(loss).backward()
+                loss_sum += loss.item()
+                data_time += tock - tick
+                compute_time += time.perf_counter() - tock
+            if config.solver.clip_grad_norm > 0:
+                trainables.scaler.unscale_(trainables.optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.solver.clip_grad_norm)
+            trainables.scaler.step(trainables.optimizer)
+            trainables.scaler.update()
+            trainables.optimizer.zero_grad(set_to_none=True)
+            state.iteration = done = iteration + 1
 
-        clips_per_second = plan.global_batch / max(data_time + compute_time, 1e-9)
-        monitor.progress(loss=loss_sum, lr=lr, clips_s=round(clips_per_second, 1), data=f"{data_time / (data_time + compute_time):.0%}")
-        if done % config.train.log_interval == 0 or done == config.solver.max_iter:
-            monitor.record(
-                "train",
-                done,
-                {
-                    "loss": all_reduce_mean(loss_sum, env),
-                    "lr": lr,
-                    "epoch": state.epoch,
-                    "clips_per_s": clips_per_second,
-                    "data_time": data_time,
-                    "compute_time": compute_time,
-                    "bad_samples": train_set.bad_samples(),
-                },
-            )
+            clips_per_second = plan.global_batch / max(data_time + compute_time, 1e-9)
+            monitor.progress(loss=loss_sum, lr=lr, clips_s=round(clips_per_second, 1), data=f"{data_time / (data_time + compute_time):.0%}")
+            if done % config.train.log_interval == 0 or done == config.solver.max_iter:
+                monitor.record(
+                    "train",
+                    done,
+                    {
+                        "loss": all_reduce_mean(loss_sum, env),
+                        "lr": lr,
+                        "epoch": state.epoch,
+                        "clips_per_s": clips_per_second,
+                        "data_time": data_time,
+                        "compute_time": compute_time,
+                        "bad_samples": train_set.bad_samples(),
+                    },
+                )
 
-        if done == config.solver.max_iter or (config.train.eval_interval and done % config.train.eval_interval == 0):
-            broadcast_buffers(model, env)
-            metrics = evaluate(
-                model,
-                val_set,
-                protocol,
-                env,
-                view_batch=config.test.view_batch,
-                num_workers=config.data.num_workers,
-                max_videos=config.train.eval_max_videos,
-                accel=accel,
-            ).metrics
-            set_train_mode(model, config.train.bn)
-            monitor.message(f"iteration {done}: validation ({protocol.name}) {metrics.summary()}")
-            monitor.record("val", done, metrics.as_dict())
-            if env.is_main and metrics.top1 > state.best_top1:
-                state.best_top1 = metrics.top1
-                checkpoints.save_weights("best.pt", payload(iteration=done, metrics=metrics.as_dict()))
+            if done == config.solver.max_iter or (config.train.eval_interval and done % config.train.eval_interval == 0):
+                broadcast_buffers(model, env)
+                metrics = evaluate(
+                    model,
+                    val_set,
+                    protocol,
+                    env,
+                    view_batch=config.test.view_batch,
+                    num_workers=config.data.num_workers,
+                    max_videos=config.train.eval_max_videos,
+                    accel=accel,
+                ).metrics
+                set_train_mode(model, config.train.bn)
+                monitor.message(f"iteration {done}: validation ({protocol.name}) {metrics.summary()}")
+                monitor.record("val", done, metrics.as_dict())
+                if env.is_main and metrics.top1 > state.best_top1:
+                    state.best_top1 = metrics.top1
+                    checkpoints.save_weights("best.pt", payload(iteration=done, metrics=metrics.as_dict()))
 
-        if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
-            state.elapsed_seconds = time.perf_counter() - started
-            rng = gather_objects(capture_rng(env.device), env)  # every process's, for an exact resume
-            if env.is_main:
-                checkpoints.save_state(trainables, state, payload(), rng)
-            barrier(env)
+            if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
+                state.elapsed_seconds = time.perf_counter() - started
+                rng = gather_objects(capture_rng(env.device), env)  # every process's, for an exact resume
+                if env.is_main:
+                    checkpoints.save_state(trainables, state, payload(), rng)
+                barrier(env)
 
-    bad = train_set.bad_samples()
-    monitor.message(f"finished {config.solver.max_iter} iterations; {bad} bad training sample(s) skipped" + ("" if not bad else " (see log)"))
-    monitor.close(plots=config.train.plots)
-    if env.is_main:
-        checkpoints.save_weights("final.pt", payload(iteration=config.solver.max_iter, elapsed_seconds=time.perf_counter() - started))
-    barrier(env)
+        bad = train_set.bad_samples()
+        monitor.message(f"finished {config.solver.max_iter} iterations; {bad} bad training sample(s) skipped" + ("" if not bad else " (see log)"))
+        monitor.close(plots=config.train.plots)
+        if env.is_main:
+            checkpoints.save_weights("final.pt", payload(iteration=config.solver.max_iter, elapsed_seconds=time.perf_counter() - started))
+        barrier(env)
     return {"run_dir": str(config.run_dir), "metrics": None if metrics is None else metrics.as_dict(), "bad_samples": bad}
+
+
+def claim_run_dir(config: Config, checkpoints: RunCheckpoints) -> Path | None:
+    """The checkpoint the run resumes from (None: it starts afresh), once sure it writes over nothing of value.
+
+    The run folder must be writable, and new or empty; or hold this run, which ``train.resume=auto``
+    resumes from its newest iteration checkpoint (``train.resume=PATH`` inside it, from that one); or
+    hold a run that ``artnet train`` started and that stopped before its first checkpoint, which starts
+    again. Anything else is refused before any work (a finished run with ``train.resume=never``, a trained
+    run with no iteration checkpoint left, files of the user's) unless ``train.overwrite=true``, which
+    removes the previous run's files (:data:`RUN_FILES`, nothing else) first.
+    """
+    run_dir = output_folder(config.run_dir)
+    resume = config.train.resume
+    resume_from = checkpoints.resume_point(resume)
+    inside = resume_from is not None and resume_from.resolve().is_relative_to(run_dir.resolve())
+    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    if config.train.overwrite:
+        if inside and resume != "auto":
+            raise ConfigError(f"train.overwrite=true would delete {resume_from}, which train.resume resumes from")
+        resume_from = None if inside else resume_from
+    elif inside:
+        return resume_from  # this run, continued
+    else:
+        weights = [p for p in found if p.suffix == ".pt"] + checkpoints.iterations()
+        restartable = not weights and written_by_artnet(run_dir / "config.yaml")
+        if not restartable:
+            elsewhere = "or choose another output_dir"
+            if weights and resume == "never":
+                what, how = "a trained run", f"train.resume=never would write over it: add train.overwrite=true to replace it, {elsewhere}"
+            elif weights and resume == "auto":
+                what, how = "a trained run and no iteration checkpoint to resume", f"add train.overwrite=true to train it again there, {elsewhere}"
+            else:
+                what, how = "a trained run" if weights else "files a new run would replace", f"add train.overwrite=true to replace them, {elsewhere}"
+            refuse_replacing(run_dir, found, what, how)
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return resume_from
+
+
+def how_to_go_on(checkpoints: RunCheckpoints, state: TrainingState) -> str:
+    """What a stopped run says last: where the same command resumes from."""
+    saved = checkpoints.iterations()
+    where = f"from iteration {checkpoints.iteration_of(saved[-1])} ({saved[-1]})" if saved else "from the start (no checkpoint yet)"
+    return f"training stopped at iteration {state.iteration}: the same command resumes {where}"
 
 
 def micro_batches(dataset, sampler: ResumableSampler, position: TrainingState, size: int, config: Config, env: DistributedEnv) -> Iterator:

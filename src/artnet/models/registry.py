@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..data.clip import ClipSpec
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidValue
 from .resnet3d import Architecture, VideoResNet, conv_builder
+from .resnet3d import check_options as check_resnet_options
 
 _RELEASE_URL = "http://mcg.nju.edu.cn/models/ARTNet/"
 _NO_BIAS_STEM = (False, True, True, True, True)
@@ -135,7 +136,20 @@ def get_variant(name: str) -> Variant:
     try:
         return VARIANTS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}{_suggest(name, VARIANTS)}; available: {', '.join(VARIANTS)}") from None
+        raise ConfigError(f"unknown model {_which_model(name)}") from None
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """An :class:`~artnet.errors.InvalidValue` naming the model name or the first value of a known option
+    that :func:`create_model` would refuse (``None`` stands for an option's default); builds nothing."""
+    if name not in VARIANTS:
+        raise InvalidValue("name", f"is not a model: {_which_model(name)}")
+    variant = VARIANTS[name]
+    for key, length in (("depths", len(variant.arch.depths)), ("temporal_strides", len(variant.arch.temporal_strides))):
+        value = options.get(key)
+        if value is not None and (len(value) != length or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+            raise InvalidValue(key, f"must be {length} positive integers, got {list(value)}")
+    check_resnet_options(**{key: value for key, value in options.items() if key not in ("depths", "temporal_strides") and value is not None})
 
 
 def create_model(name: str, **options: Any) -> VideoResNet:
@@ -145,6 +159,10 @@ def create_model(name: str, **options: Any) -> VideoResNet:
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(f"create_model({name!r}): unknown option {key!r}{_suggest(key, MODEL_OPTIONS)}")
+    try:
+        check_options(name, options)
+    except InvalidValue as error:
+        raise ConfigError(f"create_model({name!r}): {error.field} {error.problem}") from None
     given = dict(options)
     options = {**MODEL_OPTIONS, **options}
     arch = variant.arch
@@ -157,6 +175,10 @@ def create_model(name: str, **options: Any) -> VideoResNet:
     model.options = given  # what create_model needs to build this model again (checkpoints keep it)
     model.pretrained_cfg = variant.pretrained_cfg
     return model
+
+
+def _which_model(name: str) -> str:
+    return f"{name!r}{_suggest(name, VARIANTS)}; available: {', '.join(VARIANTS)}"
 
 
 def _suggest(word: str, choices) -> str:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidValue
 from .smart import SMART, batch_norm
 
 Triple = tuple[int, int, int]
@@ -78,8 +79,7 @@ class RelationBuilder(ConvBuilder):
     input_convs = ("relation",)
 
     def __init__(self, channels: str = "reduce"):
-        if channels not in ("reduce", "wide"):
-            raise ConfigError(f"relation_channels must be 'reduce' or 'wide', got {channels!r}")
+        check_options(relation_channels=channels)
         self.channels = channels
 
     def __call__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple, bias: bool) -> nn.Module:
@@ -87,6 +87,30 @@ class RelationBuilder(ConvBuilder):
 
 
 CONV_KINDS = ("3d", "2d", "smart", "relation")
+SHORTCUTS = ("3x3x3", "1x1x1")
+INITS = ("xavier", "pytorch")
+RELATION_CHANNELS = ("reduce", "wide")
+_CHOICES = {"shortcut": SHORTCUTS, "init": INITS, "relation_channels": RELATION_CHANNELS}
+
+
+def check_options(**options: Any) -> None:
+    """An :class:`~artnet.errors.InvalidValue` naming the first of :class:`VideoResNet`'s keyword options
+    given here that it cannot take (a config checks them all when it is loaded, before building anything)."""
+    for name, value in options.items():
+        if name in _CHOICES:
+            if value not in _CHOICES[name]:
+                raise InvalidValue(name, f"must be {' or '.join(map(repr, _CHOICES[name]))}, got {value!r}")
+        elif name in ("num_classes", "in_channels"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidValue(name, f"must be a positive integer, got {value!r}")
+        elif name == "dropout":
+            if not 0 <= value < 1:
+                raise InvalidValue(name, f"must be at least 0 and below 1, got {value!r}")
+        elif name == "width_mult":
+            if not value > 0:
+                raise InvalidValue(name, f"must be positive, got {value!r}")
+        else:
+            raise TypeError(f"VideoResNet has no option {name!r}")
 
 
 def conv_builder(kind: str | ConvBuilder, relation_channels: str = "reduce") -> ConvBuilder:
@@ -179,8 +203,15 @@ class VideoResNet(nn.Module):
         relation_channels: str = "reduce",
     ):
         super().__init__()
-        if shortcut not in ("3x3x3", "1x1x1"):
-            raise ConfigError(f"shortcut must be '3x3x3' or '1x1x1', got {shortcut!r}")
+        check_options(
+            num_classes=num_classes,
+            shortcut=shortcut,
+            dropout=dropout,
+            in_channels=in_channels,
+            width_mult=width_mult,
+            init=init,
+            relation_channels=relation_channels,
+        )
         if not len(arch.stages) == len(arch.depths) == len(self.stage_channels) == len(arch.bias) - 1 == len(arch.temporal_strides) - 1:
             raise ConfigError(f"inconsistent architecture: {arch}")
         self.arch = arch
@@ -214,8 +245,7 @@ class VideoResNet(nn.Module):
         return self.fc.in_features
 
     def reset_parameters(self, init: str = "xavier") -> None:
-        if init not in ("xavier", "pytorch"):
-            raise ConfigError(f"init must be 'xavier' or 'pytorch', got {init!r}")
+        check_options(init=init)
         for module in self.modules():
             if isinstance(module, (nn.Conv3d, nn.Linear)):
                 if init == "xavier":

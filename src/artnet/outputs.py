@@ -1,0 +1,117 @@
+"""Where artnet writes: nothing replaced unless asked, the place checked before the work, files whole or absent.
+
+Every command that writes follows three rules (``docs/bad-input.md``):
+
+* it refuses, before any work, to replace what is not its own: an existing file or a folder of other
+  files stays as it is unless the user asks (``--force``, ``train.overwrite=true``);
+* it checks, before the work, that it can write where it will: the folder exists or can be made, and
+  a file can be created in it (:func:`output_folder`);
+* a file appears complete or not at all (:func:`atomic_write`): written under a temporary name in its
+  folder, then renamed over the old one; a write that fails (a full disk) removes the temporary file
+  and leaves the old file as it was.
+
+Files are created with the permissions of any other file the user makes (``0o666`` less the umask),
+not the ``0o600`` of a temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import OutputError
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a folder artnet can write in: made if missing, then probed with a temporary file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise OutputError(f"{path}: cannot write there ({_blocked(path, error)})") from None
+    return path
+
+
+def new_file(path: str | os.PathLike, *, force: bool, how: str = "--force") -> Path:
+    """``path`` for a file about to be written: refused if a file is there (unless ``force``) or a folder is;
+    its folder checked with :func:`output_folder`."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give the path of the file to write")
+    if path.exists() and not force:
+        raise OutputError(f"{path}: exists; {how} replaces it")
+    output_folder(path.parent)
+    return path
+
+
+def refuse_replacing(folder: Path, found: list[Path], what: str, how: str) -> None:
+    """One line naming what a run would replace in ``folder`` (``found``, if any) and how to allow it."""
+    if found:
+        names = ", ".join(p.relative_to(folder).as_posix() for p in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise OutputError(f"{folder}: holds {what} ({names}); {how}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", newline: str | None = None) -> Iterator[IO]:
+    """A file whose content becomes ``path`` when the block ends; nothing changes at ``path`` if it fails.
+
+    A write that fails (no space left, a file size limit) is an :class:`OutputError` naming ``path``,
+    even when a library wrapped the operating system's error in its own (``torch.save`` does).
+    """
+    path = Path(path)
+    existed = path.exists()
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    file = _ErrorRecordingFile(os.fdopen(handle, mode, newline=newline))
+    try:
+        with file.raw:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~current_umask())
+        os.replace(temporary, path)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        cause = file.error or (error if isinstance(error, OSError) else None)
+        if cause is None:
+            raise
+        kept = "the previous file is unchanged" if existed else "nothing was left"
+        raise OutputError(f"{path}: not written ({cause.strerror or cause}); {kept}") from None
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+class _ErrorRecordingFile:
+    """A file that remembers the ``OSError`` of a failed write, which ``torch.save`` turns into a bare RuntimeError."""
+
+    def __init__(self, raw: IO):
+        self.raw = raw
+        self.error: OSError | None = None
+
+    def write(self, data):
+        try:
+            return self.raw.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.raw, name)
+
+
+def _blocked(path: Path, error: OSError) -> str:
+    """Why a folder cannot be made or written: a file in the way, by name, or the system's reason."""
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            return f"{parent} is a file" if not parent.is_dir() else (error.strerror or str(error))
+    return error.strerror or str(error)
