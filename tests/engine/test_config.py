@@ -75,7 +75,8 @@ def test_the_model_options_and_their_defaults_are_create_models():
     fields = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name != "name"}
     assert fields.keys() == MODEL_OPTIONS.keys()
     for key, default in fields.items():
-        expected = None if key == "num_classes" else MODEL_OPTIONS[key]  # None: the dataset's class count
+        # None: the dataset's class count, and the clip's channels (data.clip.normalization)
+        expected = None if key in ("num_classes", "in_channels") else MODEL_OPTIONS[key]
         assert default == expected, key
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from ..data.clip import ClipSpec
+from ..data.transforms import check_flip_pairs
 from ..errors import ConfigError, InvalidValue
 from .acceleration import parse_setting
 
@@ -35,7 +36,7 @@ class ModelConfig:
     num_classes: int | None = None  # None: the number of classes of the training set
     shortcut: str = "3x3x3"
     dropout: float = 0.2
-    in_channels: int = 3
+    in_channels: int | None = None  # None: the clip's channels (data.clip.normalization: 3 for RGB, 2 for flow)
     width_mult: float = 1.0
     init: str = "xavier"
     relation_channels: str = "reduce"
@@ -55,13 +56,30 @@ class DataConfig:
     test_subset: str = "test"  # kinetics: "validate" (rows of the CSV's split column); "" = all rows
     test_annotations: str = ""  # kinetics / list: the test CSV or list; folders: the test root; "" = annotations
     classes: str = ""  # kinetics / list: a file of class names (one per line); "" = the defaults
-    frame_pattern: str = ""  # frame folders: e.g. "image_{:05d}.jpg"; "" = the reader's default
+    # frame folders: e.g. "image_{:05d}.jpg"; flow folders (clip.normalization flow): an [x, y] pair,
+    # e.g. [flow_x_{:05d}.jpg, flow_y_{:05d}.jpg]; "" = the reader's default for the clip's modality
+    frame_pattern: str | list[str] = ""
     class_order: str = "upstream"  # hmdb51: "upstream" (class_list.txt order) or "alphabetical"
     clip: ClipSpec = field(default_factory=ClipSpec)  # what the model's weights expect (artnet.data.ClipSpec)
     backend: str = "auto"
     num_workers: int = 4
     max_bad_ratio: float = 0.01  # training stops when more than this share of samples fail to decode
     max_missing_ratio: float = 0.0  # annotation entries whose file is missing
+    flip: bool = True  # horizontal mirror: in training (p = 0.5) and the mirrored test crops; false where left and right differ
+    flip_label_map: list[list[str]] = field(default_factory=list)  # pairs of classes a mirror swaps, e.g. [[Swiping Left, Swiping Right]]
+
+    def __post_init__(self) -> None:
+        pattern, clip = self.frame_pattern, self.clip
+        if isinstance(pattern, list):
+            if len(pattern) != 2:
+                raise InvalidValue("frame_pattern", f"is a list of {len(pattern)}: flow folders take an [x, y] pair of patterns")
+            if clip.modality != "flow":
+                raise InvalidValue("frame_pattern", f"is an [x, y] pair of flow patterns, but the clips are RGB (clip.normalization {clip.normalization})")
+        elif pattern and clip.modality == "flow":
+            raise InvalidValue("frame_pattern", f"is one pattern {pattern!r}, but flow clips are read from [x, y] pairs of patterns ('' finds them)")
+        check_flip_pairs(self.flip_label_map)
+        if self.flip_label_map and not self.flip:
+            raise InvalidValue("flip_label_map", "has no use with flip: false (no clip is mirrored)")
 
 
 @dataclass
@@ -133,6 +151,15 @@ class Config:
     solver: SolverConfig = field(default_factory=SolverConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
+
+    def __post_init__(self) -> None:
+        channels = self.data.clip.channels
+        if self.model.in_channels is not None and self.model.in_channels != channels:
+            raise InvalidValue(
+                "model.in_channels",
+                f"is {self.model.in_channels}, but data.clip.normalization {self.data.clip.normalization} makes {channels}-channel clips;"
+                " leave it out (the clip decides)",
+            )
 
     @property
     def run_dir(self) -> Path:
@@ -310,8 +337,18 @@ def _coerce(value: Any, kind: Any, key: str, lines: dict[str, str]) -> Any:
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _coerce(value, inner, key, lines)
+        inner = [o for o in options if o is not type(None)]
+        for option in inner[:-1]:  # the first type the value is
+            try:
+                return _coerce(value, option, key, lines)
+            except ConfigError:
+                pass
+        try:
+            return _coerce(value, inner[-1], key, lines)
+        except ConfigError:
+            if len(inner) == 1:
+                raise
+        raise ConfigError(f"{_where(lines, key)}'{key}' must be {' or '.join(map(_expected, inner))}, got {value!r}")
     if origin in (list, tuple):
         items = typing.get_args(kind)
         if isinstance(value, tuple):
@@ -344,5 +381,10 @@ def _coerce(value: Any, kind: Any, key: str, lines: dict[str, str]) -> Any:
             return value
     else:
         raise TypeError(f"unsupported config type {kind} for {key}")
-    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
-    raise ConfigError(f"{_where(lines, key)}'{key}' must be {expected}, got {value!r}")
+    raise ConfigError(f"{_where(lines, key)}'{key}' must be {_expected(kind)}, got {value!r}")
+
+
+def _expected(kind: Any) -> str:
+    if typing.get_origin(kind) in (list, tuple):
+        return "a list"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
