@@ -86,10 +86,14 @@ def run_demo(
     print(f"built-in dataset: {data_dir} (generated on first use)", flush=True)
     dataset = synthetic.generate(data_dir, progress=True, **(dataset_options or {}))
     config = load_config(recipe or default_recipe(), overrides)
-    results = [_train_and_test(config, name, out_dir / name, dataset.root, dataset, retrain) for name in (COMPARED if compare else COMPARED[:1])]
+    results = [
+        _train_and_test(config, name, out_dir / name, dataset.root, dataset, retrain)
+        for name in (COMPARED if compare else COMPARED[:1])
+    ]
     print()
     print(results_table(results))
-    print(f"\nchance: {100 / dataset.num_classes:.1f}% overall; 50% within a temporal pair. Total time {time.perf_counter() - started:.0f} s.")
+    chance = f"chance: {100 / dataset.num_classes:.1f}% overall; 50% within a temporal pair."
+    print(f"\n{chance} Total time {time.perf_counter() - started:.0f} s.")
     if compare:
         path = plot_results(results, out_dir / "demo.png")
         if path:
@@ -110,7 +114,8 @@ def _train_and_test(config: Config, name: str, run_dir: Path, root: Path, datase
     )
     modality = {"rgb": "RGB", "flow": "Flow"}[config.data.clip.modality]
     if retrain or not (run_dir / "final.pt").exists():
-        print(f"\n== training {name} ({modality}) on the CPU ({config.solver.max_iter} iterations of {config.solver.batch_size} clips)", flush=True)
+        budget = f"{config.solver.max_iter} iterations of {config.solver.batch_size} clips"
+        print(f"\n== training {name} ({modality}) on the CPU ({budget})", flush=True)
         train(config)
     train_seconds = load_checkpoint(run_dir / "final.pt").get("elapsed_seconds", float("nan"))
     print(f"== testing {name} ({modality}): {PROTOCOL} protocol (25 clips per video)", flush=True)
@@ -124,11 +129,15 @@ def _two_stream(config: Config, rgb: DemoResult, out_dir: Path, dataset, retrain
     started = time.perf_counter()
     flow_root = demo_flow(dataset, config.data.clip.frame_size)
     print(f"optical flow ({FLOW_METHOD}): {flow_root} ({time.perf_counter() - started:.0f} s)", flush=True)
-    flow_config = dataclasses.replace(config, data=dataclasses.replace(config.data, clip=config.data.clip.replace(normalization="flow")))
+    flow_config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, clip=config.data.clip.replace(normalization="flow"))
+    )
     flow = _train_and_test(flow_config, name, out_dir / f"{name}_flow", flow_root, dataset, retrain)
     streams = [load_scores(out_dir / run / f"test_{PROTOCOL}" / "scores.npz") for run in (name, f"{name}_flow")]
     fusion = fuse_scores(streams, TSN_WEIGHTS)
-    fused = _by_kind(name, "Fusion", fusion.metrics, fusion.labels, fusion.scores, dataset, rgb.train_seconds + flow.train_seconds)
+    fused = _by_kind(
+        name, "Fusion", fusion.metrics, fusion.labels, fusion.scores, dataset, rgb.train_seconds + flow.train_seconds
+    )
     print(f"\nTwo streams (fusion: logits weighted RGB {TSN_WEIGHTS[0]:g} : flow {TSN_WEIGHTS[1]:g}, as TSN)")
     print(two_stream_table([rgb, flow, fused]))
     return [flow, fused]
@@ -151,13 +160,21 @@ def demo_flow(dataset, frame_size: tuple[int, int], method: str = FLOW_METHOD) -
         shutil.rmtree(folder)  # the flow of another dataset or of other options
     folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(source, indent=2) + "\n")
-    report = prepare_videos(dataset.root, folder, EncodeOptions(to="flow", size=(height, width), flow=options), jobs=os.cpu_count() or 1, progress=True)
+    report = prepare_videos(
+        dataset.root,
+        folder,
+        EncodeOptions(to="flow", size=(height, width), flow=options),
+        jobs=os.cpu_count() or 1,
+        progress=True,
+    )
     if report.failed:
         raise DataError(f"optical flow of the built-in dataset failed: {report.failed[0][1]}")
     return folder
 
 
-def _by_kind(name: str, modality: str, metrics: Metrics, labels: np.ndarray, video_scores: np.ndarray, dataset, train_seconds: float) -> DemoResult:
+def _by_kind(
+    name: str, modality: str, metrics: Metrics, labels: np.ndarray, video_scores: np.ndarray, dataset, train_seconds: float
+) -> DemoResult:
     predictions = video_scores.argmax(axis=1)
     appearance = np.isin(labels, dataset.labels("appearance"))
     temporal = np.isin(labels, dataset.labels("temporal"))
@@ -176,7 +193,15 @@ def _by_kind(name: str, modality: str, metrics: Metrics, labels: np.ndarray, vid
 
 def results_table(results: list[DemoResult]) -> str:
     rows = [
-        (r.model, f"{r.top1:.1f}", f"{r.top5:.1f}", f"{r.appearance:.1f}", f"{r.temporal:.1f}", f"{r.partner_confusions:.1f}", f"{r.train_seconds:.0f}")
+        (
+            r.model,
+            f"{r.top1:.1f}",
+            f"{r.top5:.1f}",
+            f"{r.appearance:.1f}",
+            f"{r.temporal:.1f}",
+            f"{r.partner_confusions:.1f}",
+            f"{r.train_seconds:.0f}",
+        )
         for r in results
     ]
     headers = ("model", "top-1", "top-5", "appearance classes", "temporal classes", "temporal -> twin", "train s")
@@ -186,7 +211,16 @@ def results_table(results: list[DemoResult]) -> str:
 def two_stream_table(results: list[DemoResult]) -> str:
     """The paper's Table 3 shape: one model, RGB / Flow / Fusion, with the demo's split by class kind."""
     rows = [
-        (r.model, r.modality, f"{r.top1:.1f}", f"{r.top5:.1f}", f"{(r.top1 + r.top5) / 2:.1f}", f"{r.appearance:.1f}", f"{r.temporal:.1f}", f"{r.partner_confusions:.1f}")
+        (
+            r.model,
+            r.modality,
+            f"{r.top1:.1f}",
+            f"{r.top5:.1f}",
+            f"{(r.top1 + r.top5) / 2:.1f}",
+            f"{r.appearance:.1f}",
+            f"{r.temporal:.1f}",
+            f"{r.partner_confusions:.1f}",
+        )
         for r in results
     ]
     headers = ("model", "modality", "top-1", "top-5", "avg", "appearance classes", "temporal classes", "temporal -> twin")

@@ -73,7 +73,7 @@ def test_mirrored_training_clips_take_the_mirrored_label(ramp_records):
 def test_mirrored_test_views_are_swapped_back_before_averaging(ramp_records):
     torch.manual_seed(0)
     model = create_model("c3d_r18", num_classes=3, width_mult=0.125, depths=[1, 1, 1, 1]).eval()
-    options = dict(clip=CLIP, mode="test", num_clips=1, crops="10crop")
+    options = {"clip": CLIP, "mode": "test", "num_clips": 1, "crops": "10crop"}
     plain = VideoDataset(ramp_records[:1], CLASSES, **options)
     mapped = VideoDataset(ramp_records[:1], CLASSES, flip_label_map=MIRROR, **options)
     env = DistributedEnv()
@@ -92,7 +92,9 @@ def test_mirrored_test_views_are_swapped_back_before_averaging(ramp_records):
 
 
 def test_flip_label_maps_are_checked():
-    with pytest.raises(ConfigError, match=r"'flip_label_map' names 'Rigth', not a class of the dataset \(did you mean 'Right'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"'flip_label_map' names 'Rigth', not a class of the dataset \(did you mean 'Right'\?\)"
+    ):
         transforms.flip_label_permutation([["Left", "Rigth"]], CLASSES)
     with pytest.raises(ConfigError, match=r"'flip_label_map' names 'Left' twice"):
         transforms.flip_label_permutation([["Left", "Right"], ["Still", "Left"]], CLASSES)

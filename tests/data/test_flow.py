@@ -228,14 +228,21 @@ def test_the_clip_says_whether_a_folder_is_read_as_flow(tmp_path, moving_video):
     clip, _, _ = VideoDataset([VideoRecord(str(both), 0)], clip=spec, mode="val")[0]
     assert clip.shape == (2, 2, 24, 24) and torch.all(clip[1, 0] == 220 - 10 * 1 - 128)  # the centre clip: flow frames 1, 2
 
-    with pytest.raises(DataError, match=r"moving.mp4: a video file, but the clips are optical flow; extract flow folders with `artnet prepare --to flow`"):
+    with pytest.raises(
+        DataError,
+        match=r"moving.mp4: a video file, but the clips are optical flow; extract flow folders with `artnet prepare --to flow`",
+    ):
         open_video(moving_video, modality="flow")
     rgb_only = tmp_path / "rgb"
     rgb_only.mkdir()
     Image.fromarray(np.zeros((*SIZE, 3), np.uint8)).save(rgb_only / "img_00001.jpg")
-    with pytest.raises(DataError, match=r"rgb: no optical flow \(frames named x_00001.jpg / y_00001.jpg or flow_x_00001.jpg / flow_y_00001.jpg\)"):
+    with pytest.raises(
+        DataError, match=r"rgb: no optical flow \(frames named x_00001.jpg / y_00001.jpg or flow_x_00001.jpg / flow_y_00001.jpg\)"
+    ):
         open_video(rgb_only, modality="flow")
-    with pytest.raises(DataError, match=r"one frame pattern 'img_\{:05d\}.jpg', but the clips are optical flow: give an \(x, y\) pair"):
+    with pytest.raises(
+        DataError, match=r"one frame pattern 'img_\{:05d\}.jpg', but the clips are optical flow: give an \(x, y\) pair"
+    ):
         open_video(both, frame_pattern="img_{:05d}.jpg", modality="flow")
     with pytest.raises(DataError, match=r"an \(x, y\) pair of flow patterns .* but the clips are RGB frames"):
         open_video(both, frame_pattern=("x_{:05d}.jpg", "y_{:05d}.jpg"), modality="rgb")

@@ -111,14 +111,17 @@ def test_the_clip_decides_the_models_input_channels(tmp_path):
     for normalization, channels in (("caffe", 3), ("flow", 2)):
         config = load_config(None, [*small, f"data.clip.normalization={normalization}"])
         model = build_model(config, 5)
-        assert config.model.in_channels is None and model.stem.appearance.in_channels == model.stem.relation.in_channels == channels
+        assert (
+            config.model.in_channels is None and model.stem.appearance.in_channels == model.stem.relation.in_channels == channels
+        )
     assert load_config(None, ["data.clip.normalization=flow", "model.in_channels=2"]).model.in_channels == 2  # agreeing is fine
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("model:\n  in_channels: 3\ndata:\n  clip:\n    normalization: flow\n")
     with pytest.raises(ConfigError) as error:
         load_config(recipe)
     assert str(error.value) == (
-        f"{recipe}:2: 'model.in_channels' is 3, but data.clip.normalization flow makes 2-channel clips; leave it out (the clip decides)"
+        f"{recipe}:2: 'model.in_channels' is 3, but data.clip.normalization flow makes 2-channel clips;"
+        " leave it out (the clip decides)"
     )
 
 
@@ -130,7 +133,9 @@ def test_flow_folders_take_an_x_y_pair_of_frame_patterns(tmp_path):
     assert load_config(None, ["data.frame_pattern=image_{:05d}.jpg"]).data.frame_pattern == "image_{:05d}.jpg"
     with pytest.raises(ConfigError, match=r"'data.frame_pattern' is an \[x, y\] pair of flow patterns, but the clips are RGB"):
         load_config(None, [pair])
-    with pytest.raises(ConfigError, match=r"'data.frame_pattern' is one pattern 'img_\{:05d\}.jpg', but flow clips are read from \[x, y\] pairs"):
+    with pytest.raises(
+        ConfigError, match=r"'data.frame_pattern' is one pattern 'img_\{:05d\}.jpg', but flow clips are read from \[x, y\] pairs"
+    ):
         load_config(None, ["data.clip.normalization=flow", "data.frame_pattern=img_{:05d}.jpg"])
     with pytest.raises(ConfigError, match=r"'data.frame_pattern' is a list of 3"):
         load_config(None, ["data.clip.normalization=flow", "data.frame_pattern=[a, b, c]"])
@@ -144,7 +149,10 @@ def test_flip_settings_are_checked_where_they_are_written(tmp_path):
     recipe.write_text("data:\n  flip_label_map:\n    - [Swiping Left, Swiping Right]\n    - [Sliding Left, Swiping Left]\n")
     with pytest.raises(ConfigError) as error:
         load_config(recipe)
-    assert str(error.value) == f"{recipe}:2: 'data.flip_label_map' names 'Swiping Left' twice: a mirror turns a class into one other class"
+    assert (
+        str(error.value)
+        == f"{recipe}:2: 'data.flip_label_map' names 'Swiping Left' twice: a mirror turns a class into one other class"
+    )
     recipe.write_text("data:\n  flip: false\n  flip_label_map: [[Swiping Left, Swiping Right]]\n")
     with pytest.raises(ConfigError, match=r":3: 'data.flip_label_map' has no use with flip: false"):
         load_config(recipe)
@@ -157,5 +165,8 @@ def test_a_flip_label_map_names_classes_of_the_dataset(synthetic):
     dataset = build_dataset(load_config("tiny", [*where, "data.flip_label_map=[[Rising, Falling]]"]), "train")
     assert dataset.mirrored_labels[synthetic.label("Rising")] == synthetic.label("Falling")
     assert dataset.mirrored_labels[synthetic.label("Plain")] == synthetic.label("Plain")
-    with pytest.raises(ConfigError, match=r"^'data.flip_label_map' names 'Falln', not a class of the dataset \(did you mean 'Falling'\?\) \(.+\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^'data.flip_label_map' names 'Falln', not a class of the dataset \(did you mean 'Falling'\?\) \(.+\)$",
+    ):
         build_dataset(load_config("tiny", [*where, "data.flip_label_map=[[Rising, Falln]]"]), "train")

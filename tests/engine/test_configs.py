@@ -22,7 +22,9 @@ def test_recipes_are_named_or_given_by_path(tmp_path):
     own.write_text("_base_: kinetics/artnet_r18_d\nsolver:\n  max_iter: 10\n")  # a user's recipe on a packaged one
     config = load_config(own)
     assert config.solver.max_iter == 10 and config.solver.batch_size == 224 and config.name == "kinetics_artnet_r18_d"
-    with pytest.raises(ConfigError, match="kinetics/artnet_r18: no such config file or packaged recipe; did you mean 'kinetics/artnet_r18_[sd]'"):
+    with pytest.raises(
+        ConfigError, match="kinetics/artnet_r18: no such config file or packaged recipe; did you mean 'kinetics/artnet_r18_[sd]'"
+    ):
         load_config("kinetics/artnet_r18")
     assert recipe_path("demo").name == "demo.yaml"
 
@@ -43,7 +45,9 @@ def test_recipes_match_the_released_solvers():
 def test_a_flow_recipe_is_its_rgb_recipe_reading_flow():
     flow_recipes = [name for name in list_recipes() if name.endswith("_flow")]
     assert {"kinetics/c3d_r18_flow", "kinetics/artnet_r18_d_flow", "kinetics/artnet_tsn_r18_flow"} <= set(flow_recipes)
-    assert {f"{d}/{m}_flow" for d in ("ucf101", "hmdb51") for m in ("c3d_r18", "artnet_r18_d", "artnet_tsn_r18")} <= set(flow_recipes)
+    assert {f"{d}/{m}_flow" for d in ("ucf101", "hmdb51") for m in ("c3d_r18", "artnet_r18_d", "artnet_tsn_r18")} <= set(
+        flow_recipes
+    )
     for name in flow_recipes:
         flow, rgb = load_config(name), load_config(name.removesuffix("_flow"))
         assert flow.data.clip == rgb.data.clip.replace(normalization="flow"), name

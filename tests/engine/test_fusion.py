@@ -18,13 +18,17 @@ LABELS = np.array([0, 1, 2, 3, 0, 1, 2, 3])
 def write_scores(folder, scores, ids=IDS, labels=LABELS, classes=CLASSES, missing=()):
     """A report folder as ``artnet test`` leaves it (the real writer), holding ``scores`` for ``ids``."""
     labels = np.asarray(labels)
-    write_reports(folder, compute_metrics(scores, labels), scores, labels, list(ids), list(classes), missing_ids=list(missing), plot=False)
+    write_reports(
+        folder, compute_metrics(scores, labels), scores, labels, list(ids), list(classes), missing_ids=list(missing), plot=False
+    )
     return folder / "scores.npz"
 
 
 def table_rows(printed: str) -> dict[str, list[str]]:
     """The cells of each row of a printed markdown table, by its first cell."""
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in printed.splitlines() if line.startswith("| ")]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")] for line in printed.splitlines() if line.startswith("| ")
+    ]
     return {row[0]: row[1:] for row in rows}
 
 
@@ -43,8 +47,8 @@ def test_fusion_is_the_weighted_mean_of_the_logits(streams):
     np.testing.assert_allclose(tsn.scores, (rgb + 1.5 * flow) / 2.5)
     assert tsn.metrics.top1 == 100 * np.mean((rgb + 1.5 * flow).argmax(axis=1) == LABELS)  # upstream's weighted sum ranks alike
     probabilities = fuse_scores([load_scores(rgb_file), load_scores(flow_file)], [1, 1.5], softmax=True)
-    softmax = lambda x: np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)  # noqa: E731
-    np.testing.assert_allclose(probabilities.scores, (softmax(rgb) + 1.5 * softmax(flow)) / 2.5)
+    rgb_p, flow_p = (np.exp(x) / np.exp(x).sum(axis=1, keepdims=True) for x in (rgb, flow))
+    np.testing.assert_allclose(probabilities.scores, (rgb_p + 1.5 * flow_p) / 2.5)
 
 
 def test_videos_in_another_order_are_matched_by_id(streams, tmp_path):
@@ -67,7 +71,12 @@ def test_cli_prints_each_stream_and_the_fusion_and_writes_test_reports(streams, 
     rows = table_rows(printed)
     assert rows[str(rgb_file)][:2] == ["1", f"{compute_metrics(rgb, LABELS).top1:.2f}"]
     assert rows[str(flow_file)][:2] == ["1.5", f"{compute_metrics(flow, LABELS).top1:.2f}"]
-    assert rows["fusion"][1:] == [f"{metrics.top1:.2f}", f"{metrics.top5:.2f}", f"{metrics.avg:.2f}", f"{metrics.mean_class_accuracy:.2f}"]
+    assert rows["fusion"][1:] == [
+        f"{metrics.top1:.2f}",
+        f"{metrics.top5:.2f}",
+        f"{metrics.avg:.2f}",
+        f"{metrics.mean_class_accuracy:.2f}",
+    ]
     saved = load_scores(out / "scores.npz")
     np.testing.assert_allclose(saved.scores, fused)
     assert saved.video_ids == IDS and saved.classes == CLASSES and (out / "per_class.csv").is_file()
@@ -76,10 +85,10 @@ def test_cli_prints_each_stream_and_the_fusion_and_writes_test_reports(streams, 
 @pytest.mark.parametrize(
     "other, message",
     [
-        (dict(ids=IDS[:7] + ["w7"]), r"not the same videos: 1 only in {rgb} \(e.g. 'v7'\); 1 only in {other} \(e.g. 'w7'\)"),
-        (dict(classes=["a", "b", "x", "d"]), r"class 2 is 'c' in one, 'x' in the other"),
-        (dict(classes=["a", "b", "c", "d", "e"]), r"4 and 5 classes"),
-        (dict(labels=[0, 1, 2, 3, 0, 1, 3, 3]), r"video 'v6' has label 2 in one, 3 in the other"),
+        ({"ids": [*IDS[:7], "w7"]}, r"not the same videos: 1 only in {rgb} \(e.g. 'v7'\); 1 only in {other} \(e.g. 'w7'\)"),
+        ({"classes": ["a", "b", "x", "d"]}, r"class 2 is 'c' in one, 'x' in the other"),
+        ({"classes": ["a", "b", "c", "d", "e"]}, r"4 and 5 classes"),
+        ({"labels": [0, 1, 2, 3, 0, 1, 3, 3]}, r"video 'v6' has label 2 in one, 3 in the other"),
     ],
     ids=["videos", "class-names", "class-count", "labels"],
 )

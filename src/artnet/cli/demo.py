@@ -13,14 +13,18 @@ def add_parser(subparsers) -> None:
         "evaluates it with the 25-clip protocol and prints top-1 / top-5, by class kind.",
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. solver.max_iter=100")
-    parser.add_argument("--compare", action="store_true", help="also train C3D and C2D of the same size; one table and a PNG plot")
+    parser.add_argument(
+        "--compare", action="store_true", help="also train C3D and C2D of the same size; one table and a PNG plot"
+    )
     parser.add_argument(
         "--two-stream",
         action="store_true",
         help="also train the ARTNet on optical flow (computed once, Farneback) and fuse the two streams: RGB / Flow / Fusion",
     )
     parser.add_argument("--out", default="runs/demo", help="where the runs go (default runs/demo)")
-    parser.add_argument("--data", default=None, help="dataset folder (default $ARTNET_CACHE/synthetic or ~/.cache/artnet/synthetic)")
+    parser.add_argument(
+        "--data", default=None, help="dataset folder (default $ARTNET_CACHE/synthetic or ~/.cache/artnet/synthetic)"
+    )
     parser.add_argument("--config", default=None, help="another recipe (default: the packaged demo recipe)")
     parser.add_argument("--retrain", action="store_true", help="train again even if a finished run is in --out")
     parser.set_defaults(run=run)
@@ -29,4 +33,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     from ..demo import run_demo
 
-    run_demo(compare=args.compare, two_stream=args.two_stream, out_dir=args.out, data_dir=args.data, recipe=args.config, overrides=args.overrides, retrain=args.retrain)
+    run_demo(
+        compare=args.compare,
+        two_stream=args.two_stream,
+        out_dir=args.out,
+        data_dir=args.data,
+        recipe=args.config,
+        overrides=args.overrides,
+        retrain=args.retrain,
+    )

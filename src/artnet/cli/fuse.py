@@ -15,10 +15,16 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("scores", nargs="+", metavar="SCORES", help="scores.npz files of artnet test (two or more)")
     parser.add_argument(
-        "--weights", nargs="+", type=float, metavar="W", help="one weight per file (default: equal; TSN fused RGB and flow at 1 1.5)"
+        "--weights",
+        nargs="+",
+        type=float,
+        metavar="W",
+        help="one weight per file (default: equal; TSN fused RGB and flow at 1 1.5)",
     )
     parser.add_argument("--softmax", action="store_true", help="fuse each file's class probabilities instead of its logits")
-    parser.add_argument("--out", default=None, help="write the fusion's reports here (metrics.json, per_class.csv, scores.npz, confusion.png)")
+    parser.add_argument(
+        "--out", default=None, help="write the fusion's reports here (metrics.json, per_class.csv, scores.npz, confusion.png)"
+    )
     parser.set_defaults(run=run)
 
 

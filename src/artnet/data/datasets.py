@@ -173,8 +173,9 @@ class VideoDataset(torch.utils.data.Dataset):
         """:meth:`load`'s clip, and whether its training crop was mirrored."""
         record, spec = self.records[index], self.clip
         rng = np.random.default_rng([self.seed, self.epoch, index if for_index is None else for_index, attempt])
-        opened = open_video(record.path, backend=self.backend, size=spec.frame_size, frame_pattern=self.frame_pattern, modality=spec.modality)
-        with opened as reader:
+        with open_video(
+            record.path, backend=self.backend, size=spec.frame_size, frame_pattern=self.frame_pattern, modality=spec.modality
+        ) as reader:
             num_frames = _usable_frames(record, reader.num_frames)
             if self.mode == "train":
                 indices = sampling.segment_clips(num_frames, spec.num_segments, spec.clip_len, spec.frame_stride, rng=rng)

@@ -226,7 +226,9 @@ def open_video(
             return FlowFolderReader(path, size=size, patterns=flow_patterns)
         return FrameFolderReader(path, size=size, pattern=frame_pattern)
     if modality == "flow":
-        raise DataError(f"{path}: a video file, but the clips are optical flow; extract flow folders with `artnet prepare --to flow`")
+        raise DataError(
+            f"{path}: a video file, but the clips are optical flow; extract flow folders with `artnet prepare --to flow`"
+        )
     if backend == "frames":
         raise DataError(f"{path}: backend 'frames' reads frame folders, and this is a file")
     if backend == "decord":

@@ -19,8 +19,8 @@ turns into each other, so a mirrored clip can be given its mirrored label.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -45,11 +45,10 @@ def load_init_weights(model: nn.Module, path: str) -> list[str]:
     source = checkpoint.get("model", {}).get("name", "?")
     if source != getattr(model, "variant", source):
         raise CheckpointError(f"{path}: weights of {source}, but the run trains {model.variant}")
-    theirs, ours = clip_spec(checkpoint, str(path)), _input_channels(model)
-    if theirs.channels != ours:
-        raise CheckpointError(
-            f"{path}: weights for {theirs.channels}-channel clips (normalization {theirs.normalization}), but the run's model reads {ours}-channel clips"
-        )
+    trained, reads = clip_spec(checkpoint, str(path)), _input_channels(model)
+    if trained.channels != reads:
+        weights_for = f"weights for {trained.channels}-channel clips (normalization {trained.normalization})"
+        raise CheckpointError(f"{path}: {weights_for}, but the run's model reads {reads}-channel clips")
     classifier = model.pretrained_cfg.classifier
     head = [k for k in own if k.startswith(f"{classifier}.")]
     if any(k in state and state[k].shape != own[k].shape for k in head):

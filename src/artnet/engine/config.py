@@ -66,7 +66,8 @@ class DataConfig:
     max_bad_ratio: float = 0.01  # training stops when more than this share of samples fail to decode
     max_missing_ratio: float = 0.0  # annotation entries whose file is missing
     flip: bool = True  # horizontal mirror: in training (p = 0.5) and the mirrored test crops; false where left and right differ
-    flip_label_map: list[list[str]] = field(default_factory=list)  # pairs of classes a mirror swaps, e.g. [[Swiping Left, Swiping Right]]
+    # pairs of classes a mirror turns into each other, e.g. [[Swiping Left, Swiping Right]] (MMAction2's flip_label_map)
+    flip_label_map: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         pattern, clip = self.frame_pattern, self.clip
@@ -74,9 +75,11 @@ class DataConfig:
             if len(pattern) != 2:
                 raise InvalidValue("frame_pattern", f"is a list of {len(pattern)}: flow folders take an [x, y] pair of patterns")
             if clip.modality != "flow":
-                raise InvalidValue("frame_pattern", f"is an [x, y] pair of flow patterns, but the clips are RGB (clip.normalization {clip.normalization})")
+                rgb = f"the clips are RGB (clip.normalization {clip.normalization})"
+                raise InvalidValue("frame_pattern", f"is an [x, y] pair of flow patterns, but {rgb}")
         elif pattern and clip.modality == "flow":
-            raise InvalidValue("frame_pattern", f"is one pattern {pattern!r}, but flow clips are read from [x, y] pairs of patterns ('' finds them)")
+            flow = "flow clips are read from [x, y] pairs of patterns ('' finds them)"
+            raise InvalidValue("frame_pattern", f"is one pattern {pattern!r}, but {flow}")
         check_flip_pairs(self.flip_label_map)
         if self.flip_label_map and not self.flip:
             raise InvalidValue("flip_label_map", "has no use with flip: false (no clip is mirrored)")
@@ -155,9 +158,10 @@ class Config:
     def __post_init__(self) -> None:
         channels = self.data.clip.channels
         if self.model.in_channels is not None and self.model.in_channels != channels:
+            normalization = self.data.clip.normalization
             raise InvalidValue(
                 "model.in_channels",
-                f"is {self.model.in_channels}, but data.clip.normalization {self.data.clip.normalization} makes {channels}-channel clips;"
+                f"is {self.model.in_channels}, but data.clip.normalization {normalization} makes {channels}-channel clips;"
                 " leave it out (the clip decides)",
             )
 

@@ -15,9 +15,9 @@ weights' sum changes no argmax) and keeps the scores on the inputs' scale, so a 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -68,7 +68,9 @@ class Fusion:
     def table(self) -> str:
         """Each file's accuracy and the fusion's, as the paper's two-stream rows."""
         keys = ("top1", "top5", "avg", "mean_class_accuracy")
-        rows = [[str(s.path), f"{w:g}", *(f"{getattr(s.metrics(), k):.2f}" for k in keys)] for s, w in zip(self.sources, self.weights)]
+        rows = [
+            [str(s.path), f"{w:g}", *(f"{getattr(s.metrics(), k):.2f}" for k in keys)] for s, w in zip(self.sources, self.weights)
+        ]
         rows.append(["fusion" + (" (softmax)" if self.softmax else ""), "", *(f"{getattr(self.metrics, k):.2f}" for k in keys)])
         return format_table(("scores", "weight", "top-1", "top-5", "avg", "mean class"), rows)
 
@@ -141,7 +143,11 @@ def _aligned(first: VideoScoreFile, other: VideoScoreFile) -> VideoScoreFile:
     only_first = [v for v in first.video_ids if v not in position]
     only_other = sorted(set(other.video_ids) - set(first.video_ids))
     if only_first or only_other:
-        parts = [f"{len(ids)} only in {path} (e.g. {ids[0]!r})" for ids, path in ((only_first, first.path), (only_other, other.path)) if ids]
+        parts = [
+            f"{len(ids)} only in {path} (e.g. {ids[0]!r})"
+            for ids, path in ((only_first, first.path), (only_other, other.path))
+            if ids
+        ]
         raise DataError(f"{where}: not the same videos: {'; '.join(parts)}")
     order = np.array([position[v] for v in first.video_ids], dtype=np.int64)
     labels = other.labels[order]
