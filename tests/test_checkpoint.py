@@ -131,3 +131,22 @@ def test_plain_state_dict_is_not_mistaken_for_a_checkpoint(tmp_path):
     torch.save(create_model("c3d_r18", **SMALL).state_dict(), path)
     with pytest.raises(CheckpointError, match="not an artnet checkpoint"):
         load_checkpoint(path)
+
+
+def test_fine_tuning_across_modalities_is_refused_on_one_line(tmp_path):
+    from artnet.engine.builders import load_init_weights
+
+    flow = ClipSpec(normalization="flow")
+    rgb_run = save_checkpoint(tmp_path / "rgb.pt", model_payload(create_model("c3d_r18", **SMALL), ["a", "b", "c"], ClipSpec()))
+    flow_run = save_checkpoint(
+        tmp_path / "flow.pt", model_payload(create_model("c3d_r18", in_channels=2, **SMALL), ["a", "b", "c"], flow)
+    )
+    flow_model = create_model("c3d_r18", in_channels=2, **{**SMALL, "num_classes": 5})
+    assert load_init_weights(flow_model, str(flow_run)) == [
+        f"init: classifier fc re-created (3 -> 5 classes), the rest from {flow_run}"
+    ]
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{rgb_run}: weights for 3-channel clips \(normalization caffe\), but the run's model reads 2-channel clips$",
+    ):
+        load_init_weights(flow_model, str(rgb_run))

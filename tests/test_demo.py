@@ -1,9 +1,19 @@
 """The demo's machinery on a tiny built-in dataset and a few iterations (the real run is minutes)."""
 
-from artnet.demo import default_recipe, results_table, run_demo
-from artnet.engine.config import load_config
+import numpy as np
+import pytest
 
-TINY = ["model.width_mult=0.125", "model.depths=[1,1,1,1]", "data.clip.frame_size=[40,52]", "data.clip.clip_len=8", "data.clip.crop_size=32"]
+from artnet.demo import default_recipe, results_table, run_demo, two_stream_table
+from artnet.engine.config import load_config
+from artnet.engine.fusion import TSN_WEIGHTS
+
+TINY = [
+    "model.width_mult=0.125",
+    "model.depths=[1,1,1,1]",
+    "data.clip.frame_size=[40,52]",
+    "data.clip.clip_len=8",
+    "data.clip.crop_size=32",
+]
 TINY += ["solver.max_iter=2", "solver.lr_steps=[1]", "solver.batch_size=8", "solver.warmup_iters=0", "train.checkpoint_interval=2"]
 
 
@@ -14,7 +24,9 @@ def test_packaged_recipe_loads():
 
 def test_demo_compares_models_by_class_kind(tmp_path, capsys):
     options = dict(clips_per_class=3, num_frames=20, height=40, width=52, workers=1)
-    results = run_demo(compare=True, out_dir=tmp_path / "runs", data_dir=tmp_path / "data", overrides=TINY, dataset_options=options)
+    results = run_demo(
+        compare=True, out_dir=tmp_path / "runs", data_dir=tmp_path / "data", overrides=TINY, dataset_options=options
+    )
     assert [r.model for r in results] == ["artnet_r18_d", "c3d_r18", "c2d_r18"]
     for result in results:
         assert 0 <= result.appearance <= 100 and 0 <= result.temporal <= 100 and result.train_seconds > 0
@@ -25,3 +37,31 @@ def test_demo_compares_models_by_class_kind(tmp_path, capsys):
     # a second call reuses the finished runs instead of training again
     again = run_demo(out_dir=tmp_path / "runs", data_dir=tmp_path / "data", overrides=TINY, dataset_options=options)
     assert again[0].train_seconds == results[0].train_seconds and "== training" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_stream_demo_trains_flow_and_fuses_the_streams(tmp_path, capsys):
+    options = {"clips_per_class": 3, "num_frames": 20, "height": 40, "width": 52, "workers": 1}
+    overrides = [*TINY, "test.acceleration=fp32"]  # no probe of the fastest path: not what this test is about
+    results = run_demo(
+        two_stream=True, out_dir=tmp_path / "runs", data_dir=tmp_path / "data", overrides=overrides, dataset_options=options
+    )
+    rgb, flow, fusion = results
+    assert [(r.model, r.modality) for r in results] == [
+        ("artnet_r18_d", "RGB"),
+        ("artnet_r18_d", "Flow"),
+        ("artnet_r18_d", "Fusion"),
+    ]
+    assert two_stream_table(results) in capsys.readouterr().out
+    # the flow stream read flow folders (x_00001.jpg ...) computed at the recipe's frame size, one per video
+    flow_root = tmp_path / "data-flow-farneback-40x52"
+    assert len(list(flow_root.glob("*/*/x_00019.jpg"))) == 12 * 3 and not list(flow_root.glob("*/*/x_00020.jpg"))
+    saved = load_config(tmp_path / "runs" / "artnet_r18_d_flow" / "config.yaml")
+    assert saved.data.clip.normalization == "flow" and saved.data.root == str(flow_root)
+    # the fusion row is the weighted mean of the two tests' logits
+    rgb_scores, flow_scores = (
+        np.load(tmp_path / "runs" / run / "test_25x1" / "scores.npz") for run in ("artnet_r18_d", "artnet_r18_d_flow")
+    )
+    fused = (TSN_WEIGHTS[0] * rgb_scores["scores"] + TSN_WEIGHTS[1] * flow_scores["scores"]) / sum(TSN_WEIGHTS)
+    assert fusion.top1 == 100 * np.mean(fused.argmax(axis=1) == rgb_scores["labels"])
+    assert fusion.train_seconds == rgb.train_seconds + flow.train_seconds

@@ -7,29 +7,44 @@
 
 ``--compare`` also trains C2D and C3D of the same size: C2D sees frames one at a time and averages
 them, so on the temporal pairs it can only guess which of the two it is (50%).
+
+``--two-stream`` is the paper's Table 3 in miniature: the same ARTNet trained on optical flow
+(Farneback, computed once from the dataset's videos at the recipe's frame size and cached beside it),
+tested alike, and the two streams' scores fused as TSN fuses them (RGB 1, flow 1.5; the ARTNet paper
+does not state its weights): RGB / Flow / Fusion, by class kind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .data import synthetic
+from .data.flow import FLOW_BOUND, FlowOptions
+from .data.prepare import EncodeOptions, prepare_videos
 from .engine.checkpoint import load_checkpoint
-from .engine.config import load_config, recipe_path
-from .engine.evaluate import EvalResult
+from .engine.config import Config, load_config, recipe_path
+from .engine.fusion import TSN_WEIGHTS, fuse_scores, load_scores
+from .engine.metrics import Metrics
 from .engine.testing import run_test
 from .engine.train import train
+from .errors import DataError
 from .machine import cache_dir
 from .plots import pyplot
 from .table import format_table
 
 COMPARED = ("artnet_r18_d", "c3d_r18", "c2d_r18")
 PROTOCOL = "25x1"
+FLOW_METHOD = "farneback"  # TV-L1 is upstream's, and several times slower
+#: the frame height upstream's flow bound (20 pixels) is for: TSN extracts flow from 340 x 256 frames
+UPSTREAM_FLOW_HEIGHT = 256
 
 
 def default_recipe() -> Path:
@@ -43,6 +58,7 @@ def default_cache() -> Path:
 @dataclass
 class DemoResult:
     model: str
+    modality: str  # RGB, Flow, or Fusion
     top1: float
     top5: float
     appearance: float  # top-1 on the appearance classes
@@ -53,6 +69,7 @@ class DemoResult:
 
 def run_demo(
     compare: bool = False,
+    two_stream: bool = False,
     out_dir: str | Path = "runs/demo",
     data_dir: str | Path | None = None,
     recipe: str | Path | None = None,
@@ -61,48 +78,111 @@ def run_demo(
     dataset_options: dict | None = None,
 ) -> list[DemoResult]:
     """Train (unless already trained in ``out_dir``) and test; ``dataset_options`` go to
-    :func:`artnet.data.synthetic.generate` (the defaults make the demo's dataset)."""
+    :func:`artnet.data.synthetic.generate` (the defaults make the demo's dataset). ``two_stream``: also
+    the flow stream and the fusion, whose results come after the RGB ones."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir else default_cache()
     print(f"built-in dataset: {data_dir} (generated on first use)", flush=True)
     dataset = synthetic.generate(data_dir, progress=True, **(dataset_options or {}))
-    results = []
-    for name in COMPARED if compare else COMPARED[:1]:
-        run_dir = out_dir / name
-        config = load_config(recipe or default_recipe(), overrides)
-        config = dataclasses.replace(
-            config,
-            output_dir=str(run_dir),
-            model=dataclasses.replace(config.model, name=name),
-            data=dataclasses.replace(config.data, root=str(dataset.root), annotations=str(dataset.root)),
-            train=dataclasses.replace(config.train, overwrite=config.train.overwrite or retrain),  # --retrain: start over
-        )
-        if retrain or not (run_dir / "final.pt").exists():
-            print(f"\n== training {name} on the CPU ({config.solver.max_iter} iterations of {config.solver.batch_size} clips)", flush=True)
-            train(config)
-        train_seconds = load_checkpoint(run_dir / "final.pt").get("elapsed_seconds", float("nan"))
-        print(f"== testing {name}: {PROTOCOL} protocol (25 clips per video)", flush=True)
-        (tested,) = run_test(config, str(run_dir / "final.pt"), protocol=PROTOCOL, out_dir=str(run_dir / f"test_{PROTOCOL}"))
-        results.append(_by_kind(name, tested, dataset, train_seconds))
+    config = load_config(recipe or default_recipe(), overrides)
+    results = [
+        _train_and_test(config, name, out_dir / name, dataset.root, dataset, retrain)
+        for name in (COMPARED if compare else COMPARED[:1])
+    ]
     print()
     print(results_table(results))
-    print(f"\nchance: {100 / dataset.num_classes:.1f}% overall; 50% within a temporal pair. Total time {time.perf_counter() - started:.0f} s.")
+    chance = f"chance: {100 / dataset.num_classes:.1f}% overall; 50% within a temporal pair."
+    print(f"\n{chance} Total time {time.perf_counter() - started:.0f} s.")
     if compare:
         path = plot_results(results, out_dir / "demo.png")
         if path:
             print(f"plot: {path}")
+    if two_stream:
+        results += _two_stream(config, results[0], out_dir, dataset, retrain)
+        print(f"Total time {time.perf_counter() - started:.0f} s.")
     return results
 
 
-def _by_kind(name: str, tested: EvalResult, dataset, train_seconds: float) -> DemoResult:
-    metrics, labels = tested.metrics, tested.labels
-    predictions = tested.video_scores.argmax(axis=1)
+def _train_and_test(config: Config, name: str, run_dir: Path, root: Path, dataset, retrain: bool) -> DemoResult:
+    """Train ``name`` on the videos (or flow) under ``root`` unless ``run_dir`` holds a finished run, then test it."""
+    config = dataclasses.replace(
+        config,
+        output_dir=str(run_dir),
+        model=dataclasses.replace(config.model, name=name),
+        data=dataclasses.replace(config.data, root=str(root), annotations=str(dataset.root)),
+        train=dataclasses.replace(config.train, overwrite=config.train.overwrite or retrain),  # --retrain: start over
+    )
+    modality = {"rgb": "RGB", "flow": "Flow"}[config.data.clip.modality]
+    if retrain or not (run_dir / "final.pt").exists():
+        budget = f"{config.solver.max_iter} iterations of {config.solver.batch_size} clips"
+        print(f"\n== training {name} ({modality}) on the CPU ({budget})", flush=True)
+        train(config)
+    train_seconds = load_checkpoint(run_dir / "final.pt").get("elapsed_seconds", float("nan"))
+    print(f"== testing {name} ({modality}): {PROTOCOL} protocol (25 clips per video)", flush=True)
+    (tested,) = run_test(config, str(run_dir / "final.pt"), protocol=PROTOCOL, out_dir=str(run_dir / f"test_{PROTOCOL}"))
+    return _by_kind(name, modality, tested.metrics, tested.labels, tested.video_scores, dataset, train_seconds)
+
+
+def _two_stream(config: Config, rgb: DemoResult, out_dir: Path, dataset, retrain: bool) -> list[DemoResult]:
+    """The flow stream of ``rgb``'s model and the fusion of the two streams' test scores (printed with ``rgb``)."""
+    name = rgb.model
+    started = time.perf_counter()
+    flow_root = demo_flow(dataset, config.data.clip.frame_size)
+    print(f"optical flow ({FLOW_METHOD}): {flow_root} ({time.perf_counter() - started:.0f} s)", flush=True)
+    flow_config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, clip=config.data.clip.replace(normalization="flow"))
+    )
+    flow = _train_and_test(flow_config, name, out_dir / f"{name}_flow", flow_root, dataset, retrain)
+    streams = [load_scores(out_dir / run / f"test_{PROTOCOL}" / "scores.npz") for run in (name, f"{name}_flow")]
+    fusion = fuse_scores(streams, TSN_WEIGHTS)
+    fused = _by_kind(
+        name, "Fusion", fusion.metrics, fusion.labels, fusion.scores, dataset, rgb.train_seconds + flow.train_seconds
+    )
+    print(f"\nTwo streams (fusion: logits weighted RGB {TSN_WEIGHTS[0]:g} : flow {TSN_WEIGHTS[1]:g}, as TSN)")
+    print(two_stream_table([rgb, flow, fused]))
+    return [flow, fused]
+
+
+def demo_flow(dataset, frame_size: tuple[int, int], method: str = FLOW_METHOD) -> Path:
+    """Optical flow folders of every video of ``dataset`` at ``frame_size``, computed once and kept beside it.
+
+    The clipping bound is upstream's (20 pixels on 256-pixel-high frames) scaled to the frame height,
+    so the flow images hold motion on upstream's value scale.
+    """
+    height, width = frame_size
+    options = FlowOptions(method=method, bound=FLOW_BOUND * height / UPSTREAM_FLOW_HEIGHT)
+    folder = dataset.root.with_name(f"{dataset.root.name}-flow-{method}-{height}x{width}")
+    source = {"dataset": asdict(dataset.params), "generator": synthetic.GENERATOR_VERSION, "flow": asdict(options)}
+    stamp = folder / "source.json"
+    if folder.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != json.loads(json.dumps(source))):
+        if not stamp.is_file() and any(folder.iterdir()):
+            raise DataError(f"{folder}: not empty and not the demo's flow (no {stamp.name}); move it away")
+        shutil.rmtree(folder)  # the flow of another dataset or of other options
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(source, indent=2) + "\n")
+    report = prepare_videos(
+        dataset.root,
+        folder,
+        EncodeOptions(to="flow", size=(height, width), flow=options),
+        jobs=os.cpu_count() or 1,
+        progress=True,
+    )
+    if report.failed:
+        raise DataError(f"optical flow of the built-in dataset failed: {report.failed[0][1]}")
+    return folder
+
+
+def _by_kind(
+    name: str, modality: str, metrics: Metrics, labels: np.ndarray, video_scores: np.ndarray, dataset, train_seconds: float
+) -> DemoResult:
+    predictions = video_scores.argmax(axis=1)
     appearance = np.isin(labels, dataset.labels("appearance"))
     temporal = np.isin(labels, dataset.labels("temporal"))
     partners = np.array([dataset.partner(int(label)) if is_temporal else -1 for label, is_temporal in zip(labels, temporal)])
     return DemoResult(
         model=name,
+        modality=modality,
         top1=metrics.top1,
         top5=metrics.top5,
         appearance=100.0 * float(np.mean(predictions[appearance] == labels[appearance])),
@@ -114,10 +194,37 @@ def _by_kind(name: str, tested: EvalResult, dataset, train_seconds: float) -> De
 
 def results_table(results: list[DemoResult]) -> str:
     rows = [
-        (r.model, f"{r.top1:.1f}", f"{r.top5:.1f}", f"{r.appearance:.1f}", f"{r.temporal:.1f}", f"{r.partner_confusions:.1f}", f"{r.train_seconds:.0f}")
+        (
+            r.model,
+            f"{r.top1:.1f}",
+            f"{r.top5:.1f}",
+            f"{r.appearance:.1f}",
+            f"{r.temporal:.1f}",
+            f"{r.partner_confusions:.1f}",
+            f"{r.train_seconds:.0f}",
+        )
         for r in results
     ]
     headers = ("model", "top-1", "top-5", "appearance classes", "temporal classes", "temporal -> twin", "train s")
+    return format_table(headers, rows)
+
+
+def two_stream_table(results: list[DemoResult]) -> str:
+    """The paper's Table 3 shape: one model, RGB / Flow / Fusion, with the demo's split by class kind."""
+    rows = [
+        (
+            r.model,
+            r.modality,
+            f"{r.top1:.1f}",
+            f"{r.top5:.1f}",
+            f"{(r.top1 + r.top5) / 2:.1f}",
+            f"{r.appearance:.1f}",
+            f"{r.temporal:.1f}",
+            f"{r.partner_confusions:.1f}",
+        )
+        for r in results
+    ]
+    headers = ("model", "modality", "top-1", "top-5", "avg", "appearance classes", "temporal classes", "temporal -> twin")
     return format_table(headers, rows)
 
 

@@ -215,6 +215,39 @@ def test_flow_folder_names_and_gaps(tmp_path):
         open_video(both, frame_pattern=("x_{:05d}.jpg", "y_{:05d}.jpg"))
 
 
+def test_the_clip_says_whether_a_folder_is_read_as_flow(tmp_path, moving_video):
+    # TSN's layout: RGB frames and flow side by side; a flow clip (normalization flow) reads the flow
+    both = write_flow_folder_by_hand(tmp_path / "both", 4, patterns=("flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg"))
+    for i in range(5):
+        Image.fromarray(np.zeros((*SIZE, 3), np.uint8)).save(both / f"img_{i + 1:05d}.jpg")
+    with open_video(both, size=None, modality="flow") as reader:
+        assert isinstance(reader, FlowFolderReader) and reader.num_frames == 4
+    with open_video(both, size=None, modality="rgb") as reader:
+        assert isinstance(reader, FrameFolderReader) and reader.num_frames == 5
+    spec = ClipSpec(clip_len=2, frame_size=SIZE, crop_size=24, normalization="flow")
+    clip, _, _ = VideoDataset([VideoRecord(str(both), 0)], clip=spec, mode="val")[0]
+    assert clip.shape == (2, 2, 24, 24) and torch.all(clip[1, 0] == 220 - 10 * 1 - 128)  # the centre clip: flow frames 1, 2
+
+    with pytest.raises(
+        DataError,
+        match=r"moving.mp4: a video file, but the clips are optical flow; extract flow folders with `artnet prepare --to flow`",
+    ):
+        open_video(moving_video, modality="flow")
+    rgb_only = tmp_path / "rgb"
+    rgb_only.mkdir()
+    Image.fromarray(np.zeros((*SIZE, 3), np.uint8)).save(rgb_only / "img_00001.jpg")
+    with pytest.raises(
+        DataError, match=r"rgb: no optical flow \(frames named x_00001.jpg / y_00001.jpg or flow_x_00001.jpg / flow_y_00001.jpg\)"
+    ):
+        open_video(rgb_only, modality="flow")
+    with pytest.raises(
+        DataError, match=r"one frame pattern 'img_\{:05d\}.jpg', but the clips are optical flow: give an \(x, y\) pair"
+    ):
+        open_video(both, frame_pattern="img_{:05d}.jpg", modality="flow")
+    with pytest.raises(DataError, match=r"an \(x, y\) pair of flow patterns .* but the clips are RGB frames"):
+        open_video(both, frame_pattern=("x_{:05d}.jpg", "y_{:05d}.jpg"), modality="rgb")
+
+
 def test_dataset_gives_normalised_two_channel_clips(tmp_path):
     records = [VideoRecord(str(write_flow_folder_by_hand(tmp_path / f"v{i}", 10)), i) for i in range(2)]
     common = {"clip": ClipSpec(clip_len=4, frame_size=SIZE, crop_size=24, normalization="flow")}

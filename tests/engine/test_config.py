@@ -75,7 +75,8 @@ def test_the_model_options_and_their_defaults_are_create_models():
     fields = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name != "name"}
     assert fields.keys() == MODEL_OPTIONS.keys()
     for key, default in fields.items():
-        expected = None if key == "num_classes" else MODEL_OPTIONS[key]  # None: the dataset's class count
+        # None: the dataset's class count, and the clip's channels (data.clip.normalization)
+        expected = None if key in ("num_classes", "in_channels") else MODEL_OPTIONS[key]
         assert default == expected, key
 
 
@@ -141,8 +142,7 @@ BAD_VALUES = [
     ("model:\n  num_classes: 0\n", 2, "'model.num_classes' must be a positive integer, got 0"),
     ("model:\n  depths: [1, 1, 1]\n", 2, "'model.depths' must be 4 positive integers, got [1, 1, 1]"),
     ("model:\n  temporal_strides: [2, 1, 2, 2, 0]\n", 2, "'model.temporal_strides' must be 5 positive integers, got [2, 1, 2, 2, 0]"),
-    ("model:\n  in_channels: 2\n", 2, "'model.in_channels' 2 does not match the 3 channels of normalization caffe"),
-    ("data:\n  clip:\n    normalization: flow\n", 3, "'model.in_channels' 3 does not match the 2 channels of normalization flow"),
+    ("model:\n  in_channels: 2\n", 2, "'model.in_channels' is 2, but data.clip.normalization caffe makes 3-channel clips; leave it out (the clip decides)"),
     ("train:\n  bn: freeze\n", 2, "'train.bn' must be one of train, frozen, partial, got 'freeze' (did you mean 'frozen'?)"),
     ("train:\n  precision: fp64\n", 2, "'train.precision' must be one of fp32, bf16, fp16, got 'fp64' (did you mean 'fp16'?)"),
     ("train:\n  eval_protocol: 25x5\n", 2, "'train.eval_protocol' must be one of 1clip, 25x10, 10x3, 25x1, val, got '25x5' (did you mean '25x1'?)"),
@@ -182,3 +182,75 @@ def test_a_bad_value_stops_the_command_in_one_line_before_anything_is_written(tm
     # a key not written but refused for a value that was: the line of the value it clashes with
     with pytest.raises(ConfigError, match=r"^override 'solver.max_iter=5': 'solver.lr_steps' \[6\] reach max_iter \(5\)"):
         load_config("tiny", ["solver.max_iter=5"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# flow clips and mirroring
+
+
+def test_the_clip_decides_the_models_input_channels(tmp_path):
+    from artnet.engine.builders import build_model
+
+    small = ["model.width_mult=0.125", "model.depths=[1,1,1,1]"]
+    for normalization, channels in (("caffe", 3), ("flow", 2)):
+        config = load_config(None, [*small, f"data.clip.normalization={normalization}"])
+        model = build_model(config, 5)
+        assert (
+            config.model.in_channels is None and model.stem.appearance.in_channels == model.stem.relation.in_channels == channels
+        )
+    assert load_config(None, ["data.clip.normalization=flow", "model.in_channels=2"]).model.in_channels == 2  # agreeing is fine
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model:\n  in_channels: 3\ndata:\n  clip:\n    normalization: flow\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(recipe)
+    assert str(error.value) == (
+        f"{recipe}:2: 'model.in_channels' is 3, but data.clip.normalization flow makes 2-channel clips;"
+        " leave it out (the clip decides)"
+    )
+
+
+def test_flow_folders_take_an_x_y_pair_of_frame_patterns(tmp_path):
+    pair = 'data.frame_pattern=["flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg"]'
+    config = load_config(None, ["data.clip.normalization=flow", pair])
+    assert config.data.frame_pattern == ["flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg"]
+    assert load_config(save_config(config, tmp_path / "saved.yaml")) == config
+    assert load_config(None, ["data.frame_pattern=image_{:05d}.jpg"]).data.frame_pattern == "image_{:05d}.jpg"
+    with pytest.raises(ConfigError, match=r"'data.frame_pattern' is an \[x, y\] pair of flow patterns, but the clips are RGB"):
+        load_config(None, [pair])
+    with pytest.raises(
+        ConfigError, match=r"'data.frame_pattern' is one pattern 'img_\{:05d\}.jpg', but flow clips are read from \[x, y\] pairs"
+    ):
+        load_config(None, ["data.clip.normalization=flow", "data.frame_pattern=img_{:05d}.jpg"])
+    with pytest.raises(ConfigError, match=r"'data.frame_pattern' is a list of 3"):
+        load_config(None, ["data.clip.normalization=flow", "data.frame_pattern=[a, b, c]"])
+    with pytest.raises(ConfigError, match=r"'data.frame_pattern' must be a string or a list, got 5"):
+        load_config(None, ["data.frame_pattern=5"])
+
+
+def test_flip_settings_are_checked_where_they_are_written(tmp_path):
+    assert load_config(None, ["data.flip=false"]).data.flip is False
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("data:\n  flip_label_map:\n    - [Swiping Left, Swiping Right]\n    - [Sliding Left, Swiping Left]\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(recipe)
+    assert (
+        str(error.value)
+        == f"{recipe}:2: 'data.flip_label_map' names 'Swiping Left' twice: a mirror turns a class into one other class"
+    )
+    recipe.write_text("data:\n  flip: false\n  flip_label_map: [[Swiping Left, Swiping Right]]\n")
+    with pytest.raises(ConfigError, match=r":3: 'data.flip_label_map' has no use with flip: false"):
+        load_config(recipe)
+
+
+def test_a_flip_label_map_names_classes_of_the_dataset(synthetic):
+    from artnet.engine.builders import build_dataset
+
+    where = [f"data.root={synthetic.root}", f"data.annotations={synthetic.root}"]
+    dataset = build_dataset(load_config("tiny", [*where, "data.flip_label_map=[[Rising, Falling]]"]), "train")
+    assert dataset.mirrored_labels[synthetic.label("Rising")] == synthetic.label("Falling")
+    assert dataset.mirrored_labels[synthetic.label("Plain")] == synthetic.label("Plain")
+    with pytest.raises(
+        ConfigError,
+        match=r"^'data.flip_label_map' names 'Falln', not a class of the dataset \(did you mean 'Falling'\?\) \(.+\)$",
+    ):
+        build_dataset(load_config("tiny", [*where, "data.flip_label_map=[[Rising, Falln]]"]), "train")

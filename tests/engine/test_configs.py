@@ -1,5 +1,7 @@
 """Every shipped recipe loads against the schema, and the recipes carry the upstream solvers."""
 
+import dataclasses
+
 import pytest
 
 from artnet.engine.config import list_recipes, load_config, recipe_path, recipes_root
@@ -20,7 +22,9 @@ def test_recipes_are_named_or_given_by_path(tmp_path):
     own.write_text("_base_: kinetics/artnet_r18_d\nsolver:\n  max_iter: 10\n  lr_steps: [5]\n")  # a user's recipe on a packaged one
     config = load_config(own)
     assert config.solver.max_iter == 10 and config.solver.batch_size == 224 and config.name == "kinetics_artnet_r18_d"
-    with pytest.raises(ConfigError, match="kinetics/artnet_r18: no such config file or packaged recipe; did you mean 'kinetics/artnet_r18_[sd]'"):
+    with pytest.raises(
+        ConfigError, match="kinetics/artnet_r18: no such config file or packaged recipe; did you mean 'kinetics/artnet_r18_[sd]'"
+    ):
         load_config("kinetics/artnet_r18")
     assert recipe_path("demo").name == "demo.yaml"
 
@@ -36,3 +40,18 @@ def test_recipes_match_the_released_solvers():
     assert (ucf.data.clip.num_segments, ucf.solver.batch_size, ucf.model.dropout, ucf.train.bn) == (2, 120, 0.5, "train")
     hmdb = load_config(root / "hmdb51" / "c3d_r18.yaml")
     assert (hmdb.solver.lr_stepsize, hmdb.solver.max_iter) == (750, 1750)
+
+
+def test_a_flow_recipe_is_its_rgb_recipe_reading_flow():
+    flow_recipes = [name for name in list_recipes() if name.endswith("_flow")]
+    assert {"kinetics/c3d_r18_flow", "kinetics/artnet_r18_d_flow", "kinetics/artnet_tsn_r18_flow"} <= set(flow_recipes)
+    assert {f"{d}/{m}_flow" for d in ("ucf101", "hmdb51") for m in ("c3d_r18", "artnet_r18_d", "artnet_tsn_r18")} <= set(
+        flow_recipes
+    )
+    for name in flow_recipes:
+        flow, rgb = load_config(name), load_config(name.removesuffix("_flow"))
+        assert flow.data.clip == rgb.data.clip.replace(normalization="flow"), name
+        assert flow.model == rgb.model and flow.solver == rgb.solver and flow.test == rgb.test, name  # in_channels: from the clip
+        assert flow.name == f"{rgb.name}_flow" and flow.data.root != rgb.data.root, name
+        expected_init = f"runs/kinetics_{name.split('/')[1]}/final.pt" if rgb.train.init else ""
+        assert flow.train == dataclasses.replace(rgb.train, init=expected_init), name

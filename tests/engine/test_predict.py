@@ -54,3 +54,27 @@ def test_the_acceleration_switches_reach_the_model(synthetic, reference_run):
         handle.remove()
     assert seen and all(dtype == torch.bfloat16 for dtype, _ in seen) and seen[0][1]  # the stem reads a channels_last clip
     assert fast[0].labels[0] == exact[0].labels[0]
+
+
+def test_predict_mirrors_as_the_model_was_trained(synthetic, reference_run, tmp_path):
+    """A model trained with data.flip=false is not shown mirrored views: 25 clips x 5 crops, not x 10."""
+    from artnet.engine.checkpoint import load_checkpoint, save_checkpoint
+    from artnet.models.resnet3d import VideoResNet
+
+    payload = load_checkpoint(reference_run / "final.pt")
+    payload["config"]["data"]["flip"] = False
+    checkpoint = save_checkpoint(tmp_path / "unmirrored.pt", payload)
+    views = []
+
+    def count(module, inputs, output):
+        if isinstance(module, VideoResNet):
+            views.append(len(inputs[0]))
+
+    handle = nn.modules.module.register_module_forward_hook(count)
+    try:
+        (prediction,) = predict(
+            [str(synthetic.clips("test")[0][0])], str(checkpoint), protocol="25x10", num_workers=0, acceleration="fp32"
+        )
+    finally:
+        handle.remove()
+    assert sum(views) == 25 * 5 and prediction.error is None

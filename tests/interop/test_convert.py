@@ -8,11 +8,12 @@ from artnet.cli import main
 from artnet.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from artnet.errors import CheckpointError, ConfigError
 from artnet.interop.caffemodel import CaffeModel, LayerBlobs, parse_caffemodel, read_caffemodel, serialize_caffemodel
-from artnet.interop.convert import convert_caffemodel, load_caffe_weights, read_class_names
+from artnet.interop.convert import convert_caffemodel, load_caffe_weights, read_class_names, verify_conversion
 from artnet.interop.prototxt import load_net
 from artnet.interop.reference import ReferenceNet
 
 from ..conftest import REFERENCE, require
+from .conftest import calibrate, randomize
 
 C3D_DEPLOY = "models/112_c3d_resnet_18_deploy.prototxt"
 ARTNET_DEPLOY = "models/112_artnet_resnet_18_deploy.prototxt"
@@ -215,3 +216,33 @@ def test_cli_replaces_nothing_unless_asked(released_caffemodel, tmp_path, capsys
     message = f"{folder}: is a folder; --out names the checkpoint file to write, e.g. {folder / 'model.pt'}"
     assert capsys.readouterr().err == f"artnet convert: error: {message}\n"
     assert not any(folder.iterdir())
+
+
+def test_a_flow_net_converts_to_a_model_for_flow_clips(tmp_path):
+    """ARTNet's deploy net with a 2-channel data layer (and smaller clips, for speed): both stem convolutions read
+    2 channels, the checkpoint records the flow normalisation, and the model computes what the Caffe reference does."""
+    text = require(REFERENCE / ARTNET_DEPLOY).read_text()
+    edits = {
+        "shape {dim: 10 dim: 3 dim: 16 dim: 112 dim: 112}": "shape {dim: 1 dim: 2 dim: 8 dim: 64 dim: 64}",
+        "pool: AVE\n    kernel_size: [1, 7, 7]": "pool: AVE\n    kernel_size: [1, 4, 4]",  # the global pool, on 4 x 4 maps
+    }
+    for released, small in edits.items():
+        assert text.count(released) == 1
+        text = text.replace(released, small)
+    prototxt = tmp_path / "artnet_resnet_18_flow_deploy.prototxt"
+    prototxt.write_text(text)
+    reference = ReferenceNet(load_net(prototxt), seed=3).eval()
+    generator = torch.Generator().manual_seed(3)
+    randomize(reference, {op.layer.name for op in reference.layers}, generator)
+    calibrate(reference, {"data": torch.randn(2, 2, 8, 64, 64, generator=generator) * 60.0}, generator)  # as verify's clip
+    weights = CaffeModel(reference.caffe_blobs(), source="flow.caffemodel")
+    converted = convert_caffemodel(prototxt, weights, "artnet_r18_d")
+    checkpoint = converted.checkpoint
+    assert checkpoint["model"]["options"] == {"num_classes": 400, "dropout": 0.2, "in_channels": 2}
+    assert checkpoint["clip"] == {**checkpoint["clip"], "normalization": "flow", "clip_len": 8, "crop_size": 64}
+    assert checkpoint["converted_from"]["channels"] == "xy"
+    assert converted.model.stem.appearance.in_channels == converted.model.stem.relation.in_channels == 2
+    difference, scale = verify_conversion(prototxt, weights, converted.model)
+    assert difference <= 1e-4 * max(1.0, scale)
+    with pytest.raises(ConfigError, match=r"a flow net \(2-channel clips\); --rgb swaps the channels of RGB nets"):
+        convert_caffemodel(prototxt, weights, "artnet_r18_d", rgb=True)

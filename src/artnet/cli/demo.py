@@ -14,8 +14,15 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. solver.base_lr=0.05")
     parser.add_argument("--compare", action="store_true", help="also train C3D and C2D of the same size; one table and a PNG plot")
+    parser.add_argument(
+        "--two-stream",
+        action="store_true",
+        help="also train the ARTNet on optical flow (computed once, Farneback) and fuse the two streams: RGB / Flow / Fusion",
+    )
     parser.add_argument("--out", default="runs/demo", help="where the runs go (default runs/demo)")
-    parser.add_argument("--data", default=None, help="dataset folder (default $ARTNET_CACHE/synthetic or ~/.cache/artnet/synthetic)")
+    parser.add_argument(
+        "--data", default=None, help="dataset folder (default $ARTNET_CACHE/synthetic or ~/.cache/artnet/synthetic)"
+    )
     parser.add_argument("--config", default=None, help="another recipe (default: the packaged demo recipe)")
     parser.add_argument("--retrain", action="store_true", help="train again even if a finished run is in --out")
     parser.set_defaults(run=run)
@@ -24,4 +31,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     from ..demo import run_demo
 
-    run_demo(compare=args.compare, out_dir=args.out, data_dir=args.data, recipe=args.config, overrides=args.overrides, retrain=args.retrain)
+    run_demo(
+        compare=args.compare,
+        two_stream=args.two_stream,
+        out_dir=args.out,
+        data_dir=args.data,
+        recipe=args.config,
+        overrides=args.overrides,
+        retrain=args.retrain,
+    )

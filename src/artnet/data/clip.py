@@ -64,6 +64,11 @@ class ClipSpec:
         return len(NORMALIZATIONS[self.normalization].mean)
 
     @property
+    def modality(self) -> str:
+        """What the videos are read as, by the normalisation: ``"rgb"`` frames or optical ``"flow"``."""
+        return NORMALIZATIONS[self.normalization].modality
+
+    @property
     def input_shape(self) -> tuple[int, int, int, int]:
         """One clip as the model takes it: ``(C, T, H, W)``."""
         return (self.channels, self.clip_len, self.crop_size, self.crop_size)

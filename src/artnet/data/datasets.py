@@ -7,6 +7,12 @@ How clips are cut and normalised is the dataset's :class:`~artnet.data.clip.Clip
 - ``"val"``: the centre clip of each segment, centre crop (upstream's in-training test).
 - ``"test"``: ``num_clips`` uniformly spaced clips x ``crops`` views, clip-major: ``(V, C, T, H, W)``.
 
+The clips are RGB frames or optical flow, as the clip spec's normalisation says (its ``modality``).
+``flip=False``: no mirror in training, and no mirrored test views (10 crops become 5). With a
+``flip_label_map`` (pairs of class names a mirror turns into each other) a mirrored training clip gets
+the mirrored class as its label, and :meth:`VideoDataset.views_in_label_order` puts the logits of the
+mirrored test views back in label order before the evaluation averages them.
+
 A sample's random draws depend only on ``(seed, epoch, index)``. A video that cannot be read is
 logged once, counted (across DataLoader worker processes) and, in training, replaced by another
 video; above ``max_bad_ratio`` of the dataset the run stops with a summary. In val and test mode its
@@ -56,10 +62,11 @@ class VideoDataset(torch.utils.data.Dataset):
         crops: str = "10crop",
         normalize: bool = True,
         backend: str = "auto",
-        frame_pattern: str | None = None,
+        frame_pattern: str | tuple[str, str] | None = None,
         scale_ratios: Sequence[float] = transforms.SCALE_RATIOS,
         max_distort: int = 1,
         flip: bool = True,
+        flip_label_map: Sequence[Sequence[str]] = (),
         max_bad_ratio: float = 0.01,
         seed: int = 0,
     ):
@@ -81,6 +88,10 @@ class VideoDataset(torch.utils.data.Dataset):
         self.normalize = normalize
         self.backend, self.frame_pattern = backend, frame_pattern
         self.scale_ratios, self.max_distort, self.flip = tuple(scale_ratios), max_distort, flip
+        if flip_label_map and self.classes is None:
+            raise DataError("a flip label map names classes: give the dataset its class names")
+        # the label of each class's mirror image; None: a mirror changes no label
+        self.mirrored_labels = transforms.flip_label_permutation(flip_label_map, self.classes) if flip_label_map else None
         self.max_bad_ratio = max_bad_ratio
         self.seed = seed
         self._bad = BadSamples(len(self.records))
@@ -103,6 +114,33 @@ class VideoDataset(torch.utils.data.Dataset):
     def bad_indices(self) -> list[int]:
         return self._bad.indices()
 
+    @property
+    def views_per_clip(self) -> int:
+        """Views of each clip of a sample in val and test mode (test: the crops; val: one per segment)."""
+        if self.mode != "test":
+            return 1
+        side = self.clip.crop_size  # which crops, and which of them mirrored, does not depend on the frame size
+        return len(transforms.test_crops(side, side, side, self.crops, flip=self.flip))
+
+    @property
+    def view_flips(self) -> np.ndarray:
+        """Which views of a val / test sample are mirrored, in the order they come: ``(V,)`` bools."""
+        if self.mode == "test":
+            side = self.clip.crop_size
+            flips = [crop.flip for crop in transforms.test_crops(side, side, side, self.crops, flip=self.flip)]
+            return np.tile(np.array(flips, dtype=bool), self.num_clips)
+        return np.zeros(self.clip.num_segments if self.mode == "val" else 1, dtype=bool)
+
+    def views_in_label_order(self, logits: np.ndarray) -> np.ndarray:
+        """The logits ``(V, K)`` of a sample's views, those of the mirrored views with the classes a mirror
+        swaps (the flip label map) swapped back, so that every view speaks of the same classes."""
+        flips = self.view_flips
+        if self.mirrored_labels is None or not flips.any():
+            return logits
+        ordered = np.array(logits, copy=True)
+        ordered[flips] = ordered[flips][:, self.mirrored_labels]
+        return ordered
+
     def __getitem__(self, index: int):
         index = int(index)
         if self.mode != "train":  # evaluation: an unreadable video gets no prediction, not another's
@@ -115,7 +153,11 @@ class VideoDataset(torch.utils.data.Dataset):
         for attempt in range(MAX_REPLACEMENTS + 1):
             if not self._bad.is_bad(candidate):
                 try:
-                    return self.load(candidate, attempt=attempt, for_index=index), self.records[candidate].label, candidate
+                    clip, mirrored = self._sample(candidate, attempt=attempt, for_index=index)
+                    label = self.records[candidate].label
+                    if mirrored and self.mirrored_labels is not None:
+                        label = int(self.mirrored_labels[label])
+                    return clip, label, candidate
                 except DataError as error:
                     limit = int(self.max_bad_ratio * len(self))
                     self._bad.mark(candidate, error, self.records[candidate].path, raise_above=limit, total=len(self))
@@ -125,9 +167,15 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def load(self, index: int, *, attempt: int = 0, for_index: int | None = None) -> torch.Tensor:
         """The clip of ``records[index]`` (no bad-sample handling): read, sample, crop, normalise."""
+        return self._sample(index, attempt=attempt, for_index=for_index)[0]
+
+    def _sample(self, index: int, *, attempt: int = 0, for_index: int | None = None) -> tuple[torch.Tensor, bool]:
+        """:meth:`load`'s clip, and whether its training crop was mirrored."""
         record, spec = self.records[index], self.clip
         rng = np.random.default_rng([self.seed, self.epoch, index if for_index is None else for_index, attempt])
-        with open_video(record.path, backend=self.backend, size=spec.frame_size, frame_pattern=self.frame_pattern) as reader:
+        with open_video(
+            record.path, backend=self.backend, size=spec.frame_size, frame_pattern=self.frame_pattern, modality=spec.modality
+        ) as reader:
             num_frames = _usable_frames(record, reader.num_frames)
             if self.mode == "train":
                 indices = sampling.segment_clips(num_frames, spec.num_segments, spec.clip_len, spec.frame_stride, rng=rng)
@@ -136,8 +184,9 @@ class VideoDataset(torch.utils.data.Dataset):
             else:
                 indices = sampling.test_clips(num_frames, self.num_clips, spec.clip_len, spec.frame_stride)
             frames = torch.from_numpy(reader.read(indices.reshape(-1)))
-        frames = frames.view(*indices.shape, *frames.shape[1:])  # (clips, T, H, W, 3)
+        frames = frames.view(*indices.shape, *frames.shape[1:])  # (clips, T, H, W, C)
         height, width = frames.shape[2:4]
+        mirrored = False
         if self.mode == "train":
             crop = transforms.random_crop(
                 height,
@@ -149,14 +198,15 @@ class VideoDataset(torch.utils.data.Dataset):
                 flip=self.flip,
             )
             views = transforms.apply_crop(frames, crop, spec.crop_size)
+            mirrored = crop.flip
         elif self.mode == "val":
             views = transforms.apply_crop(frames, transforms.center_crop(height, width, spec.crop_size), spec.crop_size)
         else:
-            crops = transforms.test_crops(height, width, spec.crop_size, self.crops)
+            crops = transforms.test_crops(height, width, spec.crop_size, self.crops, flip=self.flip)
             views = torch.stack([transforms.apply_crop(frames, crop, spec.crop_size) for crop in crops], dim=1).flatten(0, 1)
         if self.mode != "test" and spec.num_segments == 1:
             views = views[0]
-        return transforms.normalize(views, spec.normalization) if self.normalize else views
+        return (transforms.normalize(views, spec.normalization) if self.normalize else views), mirrored
 
 
 def collate_test(batch):

@@ -45,6 +45,9 @@ UPSTREAM_FRAME_SIZE = (128, 170)
 #: frame-folder names tried in this order when no pattern is given (numbered from 1, or from 0)
 FRAME_PATTERNS = ("img_{:05d}.jpg", "image_{:05d}.jpg", "image_{:06d}.jpg")
 BACKENDS = ("auto", "pyav", "decord", "frames")
+#: the channel order of what the readers give, per modality (what a clip is read as: :attr:`artnet.data.ClipSpec.modality`)
+READER_CHANNELS = {"rgb": "RGB", "flow": "xy"}
+MODALITIES = tuple(READER_CHANNELS)
 #: the video backend ``auto`` tries first: the faster one in benchmarks/data_speed.py (docs/data.md);
 #: "decord" makes auto try decord first for the containers below, falling back to PyAV
 AUTO_VIDEO_BACKEND = "pyav"
@@ -191,6 +194,7 @@ def open_video(
     backend: str = "auto",
     size: Size = UPSTREAM_FRAME_SIZE,
     frame_pattern: str | tuple[str, str] | None = None,
+    modality: str | None = None,
     threads: int = 1,
 ) -> VideoReader:
     """Open a video file or a frame folder.
@@ -201,20 +205,29 @@ def open_video(
     backend, :data:`AUTO_VIDEO_BACKEND`, falling back to PyAV when it cannot decode the file), ``"pyav"``,
     ``"decord"`` or ``"frames"``. ``frame_pattern``: e.g. ``"image_{:06d}.jpg"``, or an (x, y) pair of
     patterns for a flow folder (:class:`FlowFolderReader`); by default the first of :data:`FRAME_PATTERNS`
-    present, else (a folder of flow only) of :data:`FLOW_PATTERNS`. ``threads``: decoder threads (1 suits DataLoader workers).
+    present, else (a folder of flow only) of :data:`FLOW_PATTERNS`. ``modality``: what the caller needs,
+    ``"rgb"`` or ``"flow"`` (a clip's :attr:`~artnet.data.ClipSpec.modality`): a folder is read as that (TSN's
+    layout keeps RGB frames and flow side by side) and anything else is an error; ``None``: as found.
+    ``threads``: decoder threads (1 suits DataLoader workers).
     """
     path = os.fspath(path)
     if backend not in BACKENDS:
         raise DataError(f"unknown video backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if modality not in (None, *MODALITIES):
+        raise DataError(f"unknown modality {modality!r}: use one of {', '.join(MODALITIES)}")
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or folder")
     if os.path.isdir(path):
         if backend not in ("auto", "frames"):
             raise DataError(f"{path}: a frame folder needs backend 'frames', not {backend!r}")
-        flow_patterns = _flow_patterns(path, frame_pattern)
+        flow_patterns = _flow_patterns(path, frame_pattern, modality)
         if flow_patterns is not None:
             return FlowFolderReader(path, size=size, patterns=flow_patterns)
         return FrameFolderReader(path, size=size, pattern=frame_pattern)
+    if modality == "flow":
+        raise DataError(
+            f"{path}: a video file, but the clips are optical flow; extract flow folders with `artnet prepare --to flow`"
+        )
     if backend == "frames":
         raise DataError(f"{path}: backend 'frames' reads frame folders, and this is a file")
     if backend == "decord":
@@ -907,14 +920,25 @@ class FlowFolderReader(VideoReader):
         return tuple(os.path.join(self.path, p.format(index + 1)) for p in self._patterns)
 
 
-def _flow_patterns(path: str, frame_pattern: str | tuple[str, str] | None) -> tuple[str, str] | None:
+def _flow_patterns(path: str, frame_pattern: str | tuple[str, str] | None, modality: str | None = None) -> tuple[str, str] | None:
     """The (x, y) patterns a folder is read with as flow: the pair given, else, when no pattern is given and
-    the folder holds no RGB frames, the first of :data:`FLOW_PATTERNS` present; ``None``: RGB frames."""
-    if isinstance(frame_pattern, (tuple, list)):
+    the folder holds no RGB frames (or ``modality`` is ``"flow"``), the first of :data:`FLOW_PATTERNS`
+    present; ``None``: RGB frames."""
+    pair_given = isinstance(frame_pattern, (tuple, list))
+    if modality == "rgb" and pair_given:
+        raise DataError(f"{path}: an (x, y) pair of flow patterns {list(frame_pattern)}, but the clips are RGB frames")
+    if modality == "flow" and frame_pattern is not None and not pair_given:
+        raise DataError(f"{path}: one frame pattern {frame_pattern!r}, but the clips are optical flow: give an (x, y) pair")
+    if pair_given:
         return tuple(frame_pattern)
-    if frame_pattern is not None or any(os.path.exists(os.path.join(path, p.format(1))) for p in FRAME_PATTERNS):
+    if modality == "rgb" or frame_pattern is not None:
+        return None
+    if modality is None and any(os.path.exists(os.path.join(path, p.format(1))) for p in FRAME_PATTERNS):
         return None
     for pair in FLOW_PATTERNS:
         if all(os.path.exists(os.path.join(path, p.format(1))) for p in pair):
             return pair
+    if modality == "flow":
+        names = " or ".join(f"{x.format(1)} / {y.format(1)}" for x, y in FLOW_PATTERNS)
+        raise DataError(f"{path}: no optical flow (frames named {names}); extract it with `artnet prepare --to flow`")
     return None

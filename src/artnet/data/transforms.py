@@ -9,22 +9,28 @@ and every segment of a video. Test: centre, 3-crop or 10-crop (4 corners + centr
 upstream's ``c3d_rgb_stack_oversample``). Flow takes the same crops for x and y; mirroring it also
 negates the x motion, ``255 - x`` (ARTNet's ``c3d_flow_stack_oversample``, TSN's ``flow_stack_oversample``).
 Frames stay uint8 until :func:`normalize`, the last step.
+
+Where left and right differ (Something-Something, Jester's swipes, gestures), a mirror changes the class:
+``flip=False`` draws no mirror in training and leaves the mirrored five out of the 10 test crops, and a
+flip label map (:func:`flip_label_permutation`, MMAction2's ``flip_label_map``) names the classes a mirror
+turns into each other, so a mirrored clip can be given its mirrored label.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ..errors import DataError, InvalidValue
+from .readers import READER_CHANNELS
 
 SCALE_RATIOS = (1.0, 0.875, 0.75, 0.66)
 TEST_CROPS = ("center", "3crop", "10crop")
-#: channel order of what the readers give, per modality
-READER_CHANNELS = {"rgb": "RGB", "flow": "xy"}
 
 
 @dataclass(frozen=True)
@@ -35,9 +41,14 @@ class Normalization:
     std: tuple[float, ...] | None
 
     @property
+    def modality(self) -> str:
+        """What the clips are read as: a key of :data:`READER_CHANNELS` (``"rgb"`` or ``"flow"``)."""
+        return next(m for m, letters in READER_CHANNELS.items() if sorted(letters) == sorted(self.channels))
+
+    @property
     def order(self) -> tuple[int, ...]:
         """The reader channel of each network channel."""
-        source = next(s for s in READER_CHANNELS.values() if sorted(s) == sorted(self.channels))
+        source = READER_CHANNELS[self.modality]
         return tuple(source.index(c) for c in self.channels)
 
 
@@ -140,13 +151,13 @@ def center_crop(height: int, width: int, crop_size: int = 112) -> Crop:
     return Crop((height - crop_size) // 2, (width - crop_size) // 2, crop_size, crop_size)
 
 
-def test_crops(height: int, width: int, crop_size: int = 112, kind: str = "10crop") -> list[Crop]:
+def test_crops(height: int, width: int, crop_size: int = 112, kind: str = "10crop", flip: bool = True) -> list[Crop]:
     """Test views of one clip.
 
     ``"center"``: the centre crop. ``"10crop"``: upstream's oversampling, in its order: top-left,
-    top-right, bottom-left, bottom-right, centre, then the same five mirrored. ``"3crop"`` (not
-    upstream; as in SlowFast): three squares along the long side (start, centre, end), centred on
-    the short side.
+    top-right, bottom-left, bottom-right, centre, then the same five mirrored (only the first five
+    with ``flip=False``). ``"3crop"`` (not upstream; as in SlowFast): three squares along the long
+    side (start, centre, end), centred on the short side.
     """
     _check_fits(height, width, crop_size)
     if kind == "center":
@@ -155,7 +166,7 @@ def test_crops(height: int, width: int, crop_size: int = 112, kind: str = "10cro
         h_last, w_last = height - crop_size, width - crop_size
         corners = [(0, 0), (0, w_last), (h_last, 0), (h_last, w_last), (h_last // 2, w_last // 2)]
         boxes = [Crop(top, left, crop_size, crop_size) for top, left in corners]
-        return boxes + [Crop(b.top, b.left, b.height, b.width, flip=True) for b in boxes]
+        return boxes + ([Crop(b.top, b.left, b.height, b.width, flip=True) for b in boxes] if flip else [])
     if kind == "3crop":
         if width >= height:
             top = (height - crop_size) // 2
@@ -184,6 +195,38 @@ def apply_crop(frames: torch.Tensor | np.ndarray, crop: Crop, out_size: int = 11
         if channels == len(READER_CHANNELS["flow"]):
             box = torch.cat([255 - box[..., :1], box[..., 1:]], dim=-1)
     return box
+
+
+def check_flip_pairs(pairs: Sequence[Sequence[str]]) -> None:
+    """A flip label map is pairs of two different class names, no class in two pairs (:class:`InvalidValue` otherwise)."""
+    seen: set[str] = set()
+    for pair in pairs:
+        if len(pair) != 2 or pair[0] == pair[1]:
+            raise InvalidValue("flip_label_map", f"holds {list(pair)}: each entry is a pair of two different class names")
+        for name in pair:
+            if name in seen:
+                raise InvalidValue("flip_label_map", f"names {name!r} twice: a mirror turns a class into one other class")
+            seen.add(name)
+
+
+def flip_label_permutation(pairs: Sequence[Sequence[str]], classes: Sequence[str]) -> np.ndarray:
+    """The label of each class's mirror image: the classes of each pair swapped, every other class itself.
+
+    Applied twice it is the identity, so the same array maps a mirrored clip's label and puts the
+    logits of a mirrored view back in label order (``logits[..., permutation]``).
+    """
+    check_flip_pairs(pairs)
+    index = {name: label for label, name in enumerate(classes)}
+    permutation = np.arange(len(classes))
+    for pair in pairs:
+        for name in pair:
+            if name not in index:
+                close = difflib.get_close_matches(name, list(index), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise InvalidValue("flip_label_map", f"names {name!r}, not a class of the dataset{hint}")
+        first, second = index[pair[0]], index[pair[1]]
+        permutation[first], permutation[second] = second, first
+    return permutation
 
 
 def _check_fits(height: int, width: int, crop_size: int) -> None:

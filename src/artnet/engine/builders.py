@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, InvalidValue
 from ..models import create_model
 from .checkpoint import clip_spec, load_checkpoint, load_state
 
@@ -18,8 +18,11 @@ BN_MODES = ("train", "frozen", "partial")
 
 
 def build_model(config: Config, num_classes: int) -> nn.Module:
+    """The model the config names, for ``num_classes`` classes and the clips of ``data.clip`` (its input
+    channels: 3 for RGB, 2 for flow)."""
     options = {k: v for k, v in dataclasses.asdict(config.model).items() if k != "name" and v is not None}
     options["num_classes"] = config.model.num_classes or num_classes
+    options["in_channels"] = config.data.clip.channels
     if options["num_classes"] != num_classes:
         raise ConfigError(f"model.num_classes={options['num_classes']} but the dataset has {num_classes} classes")
     return create_model(config.model.name, **options)
@@ -47,6 +50,10 @@ def load_init_weights(model: nn.Module, path: str) -> list[str]:
     source = checkpoint.get("model", {}).get("name", "?")
     if source != getattr(model, "variant", source):
         raise CheckpointError(f"{path}: weights of {source}, but the run trains {model.variant}")
+    trained, reads = clip_spec(checkpoint, str(path)), _input_channels(model)
+    if trained.channels != reads:
+        weights_for = f"weights for {trained.channels}-channel clips (normalization {trained.normalization})"
+        raise CheckpointError(f"{path}: {weights_for}, but the run's model reads {reads}-channel clips")
     classifier = model.pretrained_cfg.classifier
     head = [k for k in own if k.startswith(f"{classifier}.")]
     if any(k in state and state[k].shape != own[k].shape for k in head):
@@ -58,6 +65,10 @@ def load_init_weights(model: nn.Module, path: str) -> list[str]:
         notes.append(f"init: all weights from {path}")
     load_state(model, state, path)
     return notes
+
+
+def _input_channels(model: nn.Module) -> int:
+    return model.get_submodule(model.pretrained_cfg.first_conv[0]).in_channels
 
 
 def set_train_mode(model: nn.Module, bn: str) -> None:
@@ -105,13 +116,19 @@ def build_dataset(config: Config, mode: str, protocol=None):
 
     data = config.data
     views = {"num_clips": protocol.num_clips, "crops": protocol.crops} if protocol is not None and mode == "test" else {}
-    return VideoDataset(
-        build_annotations(config, mode),
-        clip=data.clip,
-        mode=mode,
-        backend=data.backend,
-        frame_pattern=data.frame_pattern or None,
-        max_bad_ratio=data.max_bad_ratio,
-        seed=config.train.seed,
-        **views,
-    )
+    annotations = build_annotations(config, mode)
+    try:
+        return VideoDataset(
+            annotations,
+            clip=data.clip,
+            mode=mode,
+            backend=data.backend,
+            frame_pattern=(tuple(data.frame_pattern) if isinstance(data.frame_pattern, list) else data.frame_pattern) or None,
+            flip=data.flip,
+            flip_label_map=data.flip_label_map,
+            max_bad_ratio=data.max_bad_ratio,
+            seed=config.train.seed,
+            **views,
+        )
+    except InvalidValue as error:  # a flip label map naming a class the annotations do not have
+        raise ConfigError(f"'data.{error.field}' {error.problem} ({annotations.source})") from None

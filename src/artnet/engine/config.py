@@ -29,6 +29,7 @@ import yaml
 from ..data.annotations import FORMATS, HMDB51_CLASS_ORDERS, SPLITS
 from ..data.clip import ClipSpec
 from ..data.readers import BACKENDS, check_frame_pattern
+from ..data.transforms import check_flip_pairs
 from ..errors import ConfigError, DataError, InvalidValue
 from ..models.registry import check_options
 from ..outputs import atomic_write
@@ -50,7 +51,7 @@ class ModelConfig:
     num_classes: int | None = None  # None: the number of classes of the training set
     shortcut: str = "3x3x3"
     dropout: float = 0.2
-    in_channels: int = 3
+    in_channels: int | None = None  # None: the clip's channels (data.clip.normalization: 3 for RGB, 2 for flow)
     width_mult: float = 1.0
     init: str = "xavier"
     relation_channels: str = "reduce"
@@ -73,25 +74,43 @@ class DataConfig:
     test_subset: str = "test"  # kinetics: "validate" (rows of the CSV's split column); "" = all rows
     test_annotations: str = ""  # kinetics / list: the test CSV or list; folders: the test root; "" = annotations
     classes: str = ""  # kinetics / list: a file of class names (one per line); "" = the defaults
-    frame_pattern: str = ""  # frame folders: e.g. "image_{:05d}.jpg"; "" = the reader's default
+    # frame folders: e.g. "image_{:05d}.jpg"; flow folders (clip.normalization flow): an [x, y] pair,
+    # e.g. [flow_x_{:05d}.jpg, flow_y_{:05d}.jpg]; "" = the reader's default for the clip's modality
+    frame_pattern: str | list[str] = ""
     class_order: str = "upstream"  # hmdb51: "upstream" (class_list.txt order) or "alphabetical"
     clip: ClipSpec = field(default_factory=ClipSpec)  # what the model's weights expect (artnet.data.ClipSpec)
     backend: str = "auto"
     num_workers: int = 4
     max_bad_ratio: float = 0.01  # training stops when more than this share of samples fail to decode
     max_missing_ratio: float = 0.0  # annotation entries whose file is missing
+    flip: bool = True  # horizontal mirror: in training (p = 0.5) and the mirrored test crops; false where left and right differ
+    # pairs of classes a mirror turns into each other, e.g. [[Swiping Left, Swiping Right]] (MMAction2's flip_label_map)
+    flip_label_map: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        pattern, clip = self.frame_pattern, self.clip
+        if isinstance(pattern, list):
+            if len(pattern) != 2:
+                raise InvalidValue("frame_pattern", f"is a list of {len(pattern)}: flow folders take an [x, y] pair of patterns")
+            if clip.modality != "flow":
+                rgb = f"the clips are RGB (clip.normalization {clip.normalization})"
+                raise InvalidValue("frame_pattern", f"is an [x, y] pair of flow patterns, but {rgb}")
+        elif pattern and clip.modality == "flow":
+            flow = "flow clips are read from [x, y] pairs of patterns ('' finds them)"
+            raise InvalidValue("frame_pattern", f"is one pattern {pattern!r}, but {flow}")
+        for one in pattern if isinstance(pattern, list) else [pattern] if pattern else []:
+            try:
+                check_frame_pattern(one)
+            except DataError:
+                raise InvalidValue("frame_pattern", f"must hold one '{{}}' field for the frame number, e.g. 'img_{{:05d}}.jpg', got {one!r}") from None
+        check_flip_pairs(self.flip_label_map)
+        if self.flip_label_map and not self.flip:
+            raise InvalidValue("flip_label_map", "has no use with flip: false (no clip is mirrored)")
         _choice(self, "format", tuple(FORMATS))
         if FORMATS[self.format].splits:
             _choice(self, "split", SPLITS)
         _choice(self, "class_order", HMDB51_CLASS_ORDERS)
         _choice(self, "backend", BACKENDS)
-        if self.frame_pattern:
-            try:
-                check_frame_pattern(self.frame_pattern)
-            except DataError:
-                raise InvalidValue("frame_pattern", f"must hold one '{{}}' field for the frame number, e.g. 'img_{{:05d}}.jpg', got {self.frame_pattern!r}") from None
         _at_least(self, 0, "num_workers")
         _fraction(self, "max_bad_ratio", "max_missing_ratio")
 
@@ -202,10 +221,12 @@ class Config:
             self.run_dir  # noqa: B018 (formatting the folder's name is the check)
         except (IndexError, KeyError, ValueError):
             raise InvalidValue("output_dir", f"may hold {{name}} and {{split}} and no other field, got {self.output_dir!r}") from None
-        if self.model.in_channels != self.data.clip.channels:
+        channels = self.data.clip.channels
+        if self.model.in_channels is not None and self.model.in_channels != channels:
             raise InvalidValue(
                 "model.in_channels",
-                f"{self.model.in_channels} does not match the {self.data.clip.channels} channels of normalization {self.data.clip.normalization}",
+                f"is {self.model.in_channels}, but data.clip.normalization {self.data.clip.normalization} makes {channels}-channel clips;"
+                " leave it out (the clip decides)",
                 related=("data.clip.normalization",),
             )
         if PROTOCOLS[self.train.eval_protocol].mode == "val" and self.data.clip.num_segments == 1:
@@ -431,8 +452,18 @@ def _coerce(value: Any, kind: Any, key: str, lines: dict[str, str]) -> Any:
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _coerce(value, inner, key, lines)
+        inner = [o for o in options if o is not type(None)]
+        for option in inner[:-1]:  # the first type the value is
+            try:
+                return _coerce(value, option, key, lines)
+            except ConfigError:
+                pass
+        try:
+            return _coerce(value, inner[-1], key, lines)
+        except ConfigError:
+            if len(inner) == 1:
+                raise
+        raise ConfigError(f"{_where(lines, key)}'{key}' must be {' or '.join(map(_expected, inner))}, got {value!r}")
     if origin in (list, tuple):
         items = typing.get_args(kind)
         if isinstance(value, tuple):
@@ -465,5 +496,10 @@ def _coerce(value: Any, kind: Any, key: str, lines: dict[str, str]) -> Any:
             return value
     else:
         raise TypeError(f"unsupported config type {kind} for {key}")
-    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
-    raise ConfigError(f"{_where(lines, key)}'{key}' must be {expected}, got {value!r}")
+    raise ConfigError(f"{_where(lines, key)}'{key}' must be {_expected(kind)}, got {value!r}")
+
+
+def _expected(kind: Any) -> str:
+    if typing.get_origin(kind) in (list, tuple):
+        return "a list"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]

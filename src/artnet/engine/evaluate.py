@@ -4,12 +4,15 @@ Protocols (``clips x crops`` per video):
 
 * ``1clip``: the centre clip, centre crop (upstream's in-training validation);
 * ``25x10``: upstream's test: 25 uniformly spaced clips x 10 crops (4 corners + centre, and
-  their flips) = 250 views; logits averaged over crops, then over clips, no softmax;
+  their flips) = 250 views; logits averaged over crops, then over clips, no softmax (with the
+  dataset's ``flip=False``, 5 crops: no mirrored view);
 * ``10x3`` and ``25x1``: cheaper variants;
 * ``val``: the training-time validation of a TSN recipe: the centre clip of each segment.
 
 Each video is decoded once for all its views, views of several videos are batched together, and
-with several processes each video is evaluated by exactly one of them.
+with several processes each video is evaluated by exactly one of them. The dataset says how its views
+are laid out (``views_per_clip``) and puts the logits of mirrored views in label order
+(``views_in_label_order``: a flip label map), so the model knows nothing of the data.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.datasets import Unreadable
+from ..data.datasets import Unreadable, VideoDataset
 from ..errors import ConfigError
 from .acceleration import Acceleration
 from .distributed import DistributedEnv, gather_objects, shard_indices
@@ -35,10 +38,6 @@ class Protocol:
     num_clips: int
     crops: str  # center | 3crop | 10crop
     mode: str = "test"  # the dataset mode that yields its views
-
-    @property
-    def crops_per_clip(self) -> int:
-        return {"center": 1, "3crop": 3, "10crop": 10}[self.crops]
 
 
 PROTOCOLS = {
@@ -66,10 +65,10 @@ class VideoScores:
     view_logits: np.ndarray  # (N, V, K)
     unreadable: dict[int, str]  # dataset index -> why the video could not be read
 
-    def clip_scores(self, crops_per_clip: int) -> np.ndarray:
-        """``(N, clips, K)``: each clip's crops averaged (upstream: logits, no softmax)."""
+    def clip_scores(self, views_per_clip: int) -> np.ndarray:
+        """``(N, clips, K)``: each clip's views (crops) averaged (upstream: logits, no softmax)."""
         n, views, k = self.view_logits.shape
-        return self.view_logits.reshape(n, math.ceil(views / crops_per_clip), crops_per_clip, k).mean(axis=2)
+        return self.view_logits.reshape(n, math.ceil(views / views_per_clip), views_per_clip, k).mean(axis=2)
 
 
 @dataclass
@@ -126,7 +125,7 @@ def batched_view_logits(
 @torch.no_grad()
 def score_videos(
     model: nn.Module,
-    dataset: torch.utils.data.Dataset,
+    dataset: VideoDataset,
     env: DistributedEnv,
     *,
     view_batch: int = 10,
@@ -137,7 +136,8 @@ def score_videos(
 ) -> VideoScores:
     """Every view of every video of ``dataset`` (yielding ``(views | Unreadable, label, index)``) through
     the model, decoded by ``num_workers`` DataLoader processes; each video scored by exactly one
-    process, the same result returned on every process."""
+    process, the same result returned on every process. The logits of mirrored views come in label
+    order (:meth:`VideoDataset.views_in_label_order`)."""
     was_training = model.training
     model.eval()
     size = len(dataset) if not max_videos else min(max_videos, len(dataset))
@@ -145,7 +145,7 @@ def score_videos(
     loader = torch.utils.data.DataLoader(shard, batch_size=None, shuffle=False, num_workers=num_workers)
     records = []
     for index, label, logits in batched_view_logits(model, loader, view_batch, env.device, accel):
-        records.append((index, label, logits if isinstance(logits, Unreadable) else logits.numpy()))
+        records.append((index, label, logits if isinstance(logits, Unreadable) else dataset.views_in_label_order(logits.numpy())))
         if progress is not None:
             progress(1)
     model.train(was_training)
@@ -160,19 +160,14 @@ def score_videos(
     )
 
 
-def evaluate(
-    model: nn.Module,
-    dataset: torch.utils.data.Dataset,
-    protocol: Protocol,
-    env: DistributedEnv,
-    **options,
-) -> EvalResult:
-    """Score ``dataset`` (see :func:`score_videos` for ``options``) and measure it against its labels.
+def evaluate(model: nn.Module, dataset: VideoDataset, env: DistributedEnv, **options) -> EvalResult:
+    """Score ``dataset`` (its mode and views: a :class:`Protocol`'s; see :func:`score_videos` for
+    ``options``) and measure it against its labels.
 
     Logits are averaged over the crops of a clip, then over the clips of a video.
     """
     scores = score_videos(model, dataset, env, **options)
-    clip_scores = scores.clip_scores(1 if protocol.mode == "val" else protocol.crops_per_clip)
+    clip_scores = scores.clip_scores(dataset.views_per_clip)
     video_scores = clip_scores.mean(axis=1)
     missing = sorted(scores.unreadable)
     metrics = compute_metrics(video_scores, scores.labels, clip_scores, missing=len(missing))

@@ -68,7 +68,8 @@ def predict(
     backend: str = "auto",
     frame_pattern: str | None = None,
 ) -> list[Prediction]:
-    """Top-k classes of each video, its clips cut as the checkpoint's model was trained.
+    """Top-k classes of each video, its clips cut (and mirrored, or not: ``data.flip`` and its flip label map)
+    as the checkpoint's model was trained.
 
     Videos are decoded by ``num_workers`` DataLoader processes and scored in batches of ``view_batch``
     views with the ``acceleration`` setting (``auto``: the fastest path here that stays close to
@@ -86,6 +87,7 @@ def predict(
     classes = list(payload["classes"])
     spec = get_protocol(protocol)
     paths = expand_inputs(inputs)
+    trained_data = (payload.get("config") or {}).get("data", {})  # converted weights carry no training config
     dataset = VideoDataset(
         Annotations([VideoRecord(str(p), label=-1) for p in paths], classes, source="predict"),
         clip=clip,
@@ -94,6 +96,8 @@ def predict(
         crops=spec.crops,
         backend=backend,
         frame_pattern=frame_pattern,
+        flip=trained_data.get("flip", True),
+        flip_label_map=trained_data.get("flip_label_map", ()),
     )
     scores = score_videos(model, dataset, env, view_batch=view_batch, num_workers=num_workers, accel=accel)
     probabilities = torch.from_numpy(scores.view_logits).mean(dim=1).softmax(dim=1)  # upstream eval_net.py

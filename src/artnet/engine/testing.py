@@ -75,7 +75,6 @@ def run_test(
         result = evaluate(
             model,
             dataset,
-            protocol_spec,
             env,
             view_batch=config.test.view_batch,
             num_workers=config.test.num_workers,

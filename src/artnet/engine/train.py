@@ -179,7 +179,6 @@ def train(config: Config) -> dict:
                 metrics = evaluate(
                     model,
                     val_set,
-                    protocol,
                     env,
                     view_batch=config.test.view_batch,
                     num_workers=config.data.num_workers,

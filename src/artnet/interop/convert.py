@@ -15,6 +15,9 @@ artnet module :func:`artnet.interop.caffe_layout.caffe_layers` names for its lay
 A blob left over, a layer missing, a count or shape that does not fit is an error naming the
 layer. The checkpoint records the ``caffe`` input normalisation (BGR, 0-255, minus 104/117/123)
 or, with ``rgb=True`` (conv1's input channels swapped), ``caffe_rgb`` (RGB order, same means).
+A flow net (a 2-channel data layer: a 5-D DummyData / Input with 2 channels, or VideoData with
+``modality: FLOW``) becomes a model with ``in_channels=2`` and the ``flow`` normalisation (x, y,
+0-255 minus 128, as ARTNet's ``eval_net.py`` feeds its ``c3d_flow`` nets).
 """
 
 from __future__ import annotations
@@ -30,12 +33,12 @@ from ..data.clip import ClipSpec
 from ..data.readers import UPSTREAM_FRAME_SIZE
 from ..engine.checkpoint import model_payload
 from ..errors import CheckpointError, ConfigError
-from ..models import create_model
+from ..models import MODEL_OPTIONS, create_model
 from ..models.smart import SquarePool
 from .caffe_layout import caffe_layers
 from .caffemodel import CaffeModel, LayerBlobs, fit_blob, read_caffemodel
 from .prototxt import Layer, Net, load_net
-from .reference import ReferenceNet, data_shapes, included
+from .reference import ReferenceNet, data_shapes, included, video_data_channels
 
 POOLING_WEIGHT = 0.5
 PARAMETRISED = ("Convolution", "BN", "InnerProduct")
@@ -82,8 +85,9 @@ def clip_readers(net: Net) -> list[Layer]:
     return [layer for layer in _test_layers(net) if layer.type == "Convolution" and set(layer.bottoms) & clip]
 
 
-def clip_spec(net: Net, normalization: str) -> ClipSpec:
-    """The input contract of the net's TEST-phase data layer (VideoData, or a 5-D DummyData / Input)."""
+def clip_spec(net: Net, rgb: bool = False) -> ClipSpec:
+    """The input contract of the net's TEST-phase data layer (VideoData, or a 5-D DummyData / Input):
+    its geometry, and the normalisation of its modality (``caffe``, ``caffe_rgb`` with ``rgb``, or ``flow``)."""
     for layer in _test_layers(net):
         if layer.type == "VideoData":
             p, transform = layer.param("video_data_param"), layer.param("transform_param")
@@ -92,13 +96,23 @@ def clip_spec(net: Net, normalization: str) -> ClipSpec:
                 clip_len=int(p.get("new_length", 1)),
                 frame_size=frame_size if all(frame_size) else UPSTREAM_FRAME_SIZE,
                 crop_size=int(transform.get("crop_size", 0)) or frame_size[0],
-                normalization=normalization,
+                normalization=_normalization(net, video_data_channels(layer), rgb),
                 num_segments=int(p.get("num_segments", 1)),
             )
     for shape in data_shapes(net).values():
         if shape is not None and len(shape) == 5:  # N x C x T x H x W, as the deploy DummyData
-            return ClipSpec(clip_len=shape[2], crop_size=shape[3], normalization=normalization)
+            return ClipSpec(clip_len=shape[2], crop_size=shape[3], normalization=_normalization(net, shape[1], rgb))
     raise ConfigError(f"{net.source}: no 5-D clip input (DummyData / Input) or VideoData layer to read the clip geometry from")
+
+
+def _normalization(net: Net, channels: int, rgb: bool) -> str:
+    if channels == 2:
+        if rgb:
+            raise ConfigError(f"{net.source}: a flow net (2-channel clips); --rgb swaps the channels of RGB nets")
+        return "flow"
+    if channels != 3:
+        raise ConfigError(f"{net.source}: the data layer gives {channels}-channel clips; artnet reads RGB (3) or flow (2)")
+    return "caffe_rgb" if rgb else "caffe"
 
 
 def read_class_names(path: str | Path, num_classes: int) -> list[str]:
@@ -211,11 +225,14 @@ def convert_caffemodel(
         classes: class names (a list or a file with one per line); default ``class_000``, ...
     """
     net = load_prototxt(prototxt)
+    clip = clip_spec(net, rgb)
     weights = caffemodel if isinstance(caffemodel, CaffeModel) else read_caffemodel(caffemodel)
     fc = classifier_layer(net)
     num_classes = int(fc.param("inner_product_param").get("num_output"))
     dropouts = [layer for layer in _test_layers(net) if layer.type == "Dropout"]
     options = {"num_classes": num_classes}
+    if clip.channels != MODEL_OPTIONS["in_channels"]:
+        options["in_channels"] = clip.channels
     if dropouts:
         options["dropout"] = float(dropouts[-1].param("dropout_param").get("dropout_ratio", 0.5))
     with torch.device("meta"):  # no initialisation to throw away: every tensor comes from the caffemodel
@@ -247,9 +264,9 @@ def convert_caffemodel(
         "prototxt": Path(net.source).name,
         "caffemodel": Path(weights.source).name,
         "classifier": fc.name,
-        "channels": "RGB" if rgb else "BGR",
+        "channels": {"caffe": "BGR", "caffe_rgb": "RGB", "flow": "xy"}[clip.normalization],
     }
-    payload = model_payload(model, names, clip_spec(net, "caffe_rgb" if rgb else "caffe"), converted_from=source)
+    payload = model_payload(model, names, clip, converted_from=source)
     return Converted(model.eval(), payload)
 
 

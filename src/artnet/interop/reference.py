@@ -38,7 +38,7 @@ FLT_MIN = 1.1754943508222875e-38
 DATA_LAYER_TYPES = {"Data", "DummyData", "HDF5Data", "ImageData", "Input", "MemoryData", "VideoData", "WindowData"}
 
 
-def _enum(value: Any, names: Sequence[str]) -> str:
+def enum_name(value: Any, names: Sequence[str]) -> str:
     """A prototxt enum field, written as a name (``AVE``) or as its number (``1``)."""
     return names[value] if isinstance(value, int) else str(value)
 
@@ -85,7 +85,7 @@ def _fill(blob: torch.Tensor, filler: Message | float | None, generator: torch.G
     elif kind in ("xavier", "msra"):
         fan_in = blob.numel() // blob.shape[0]
         fan_out = blob.numel() // blob.shape[1] if blob.dim() > 1 else fan_in
-        norm = _enum(filler.get("variance_norm", "FAN_IN"), ("FAN_IN", "FAN_OUT", "AVERAGE"))
+        norm = enum_name(filler.get("variance_norm", "FAN_IN"), ("FAN_IN", "FAN_OUT", "AVERAGE"))
         n = {"FAN_IN": fan_in, "FAN_OUT": fan_out, "AVERAGE": (fan_in + fan_out) / 2}[norm]
         if kind == "xavier":
             bound = math.sqrt(3.0 / n)
@@ -199,7 +199,7 @@ class Concat(CaffeLayer):
 class Eltwise(CaffeLayer):
     def forward(self, *xs):
         p = self.layer.param("eltwise_param")
-        operation = _enum(p.get("operation", "SUM"), ("PROD", "SUM", "MAX"))
+        operation = enum_name(p.get("operation", "SUM"), ("PROD", "SUM", "MAX"))
         if operation == "SUM":
             coeffs = [float(c) for c in p.getall("coeff")] or [1.0] * len(xs)
             out = coeffs[0] * xs[0]
@@ -226,7 +226,7 @@ class Pooling(CaffeLayer):
             kernel = triple(p, "kernel_size", 1, spatial_keys=("kernel_h", "kernel_w"))[-spatial:]
             stride = triple(p, "stride", 1, spatial_keys=("stride_h", "stride_w"))[-spatial:]
             pad = triple(p, "pad", 0, spatial_keys=("pad_h", "pad_w"))[-spatial:]
-        method = _enum(p.get("pool", "MAX"), ("MAX", "AVE", "STOCHASTIC"))
+        method = enum_name(p.get("pool", "MAX"), ("MAX", "AVE", "STOCHASTIC"))
         if method == "AVE":
             pool = {2: F.avg_pool2d, 3: F.avg_pool3d}[spatial]
             return [pool(x, kernel, stride, pad, ceil_mode=True, count_include_pad=True)]
@@ -297,7 +297,7 @@ class SoftmaxWithLoss(CaffeLayer):
         valid = torch.ones_like(labels, dtype=torch.bool) if "ignore_label" not in p else labels != int(p.get("ignore_label"))
         picked = F.softmax(rows, dim=1).gather(1, labels.clamp(min=0).unsqueeze(1)).squeeze(1)
         loss = -(torch.log(picked.clamp(min=FLT_MIN)) * valid).sum()
-        normalization = _enum(
+        normalization = enum_name(
             p.get("normalization", "VALID" if p.get("normalize", True) else "BATCH_SIZE"), ("FULL", "VALID", "BATCH_SIZE", "NONE")
         )
         divisor = {"FULL": labels.numel(), "VALID": valid.sum(), "BATCH_SIZE": scores.shape[0], "NONE": 1}[normalization]
@@ -348,8 +348,8 @@ def included(layer: Layer, phase: str) -> bool:
     """Caffe's ``StateMeetsRule`` for the phase part of ``include`` / ``exclude`` rules."""
     includes, excludes = layer.message.getall("include"), layer.message.getall("exclude")
     if includes:
-        return any(_enum(rule.get("phase", phase), ("TRAIN", "TEST")) == phase for rule in includes)
-    return not any(_enum(rule.get("phase", phase), ("TRAIN", "TEST")) == phase for rule in excludes)
+        return any(enum_name(rule.get("phase", phase), ("TRAIN", "TEST")) == phase for rule in includes)
+    return not any(enum_name(rule.get("phase", phase), ("TRAIN", "TEST")) == phase for rule in excludes)
 
 
 def data_shapes(net: Net, phase: str = "TEST") -> dict[str, tuple[int, ...] | None]:
@@ -377,10 +377,15 @@ def data_shapes(net: Net, phase: str = "TEST") -> dict[str, tuple[int, ...] | No
     return shapes
 
 
+def video_data_channels(layer: Layer) -> int:
+    """Channels per frame of yjxiong/caffe's VideoData: 3 (``modality: RGB``) or 2 (``FLOW``, its default)."""
+    return 3 if enum_name(layer.param("video_data_param").get("modality", "FLOW"), ("RGB", "FLOW")) == "RGB" else 2
+
+
 def _video_data_shape(layer: Layer) -> tuple[int, int, int, int]:
     """yjxiong/caffe's VideoData: ``batch x (segments * length * channels) x crop x crop``."""
     p, transform = layer.param("video_data_param"), layer.param("transform_param")
-    channels = 3 if _enum(p.get("modality", "FLOW"), ("RGB", "FLOW")) == "RGB" else 2
+    channels = video_data_channels(layer)
     frames = int(p.get("num_segments", 1)) * int(p.get("new_length", 1))
     crop = int(transform.get("crop_size", 0))
     height, width = (crop, crop) if crop else (int(p.get("new_height", 0)), int(p.get("new_width", 0)))
