@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from artnet.demo import default_recipe, results_table, run_demo, two_stream_table
+from artnet.demo import default_recipe, results_table, run_demo, seeds_table, two_stream_table
 from artnet.engine.config import load_config
 from artnet.engine.fusion import TSN_WEIGHTS
 
@@ -37,6 +37,20 @@ def test_demo_compares_models_by_class_kind(tmp_path, capsys):
     # a second call reuses the finished runs instead of training again
     again = run_demo(out_dir=tmp_path / "runs", data_dir=tmp_path / "data", overrides=TINY, dataset_options=options)
     assert again[0].train_seconds == results[0].train_seconds and "== training" not in capsys.readouterr().out
+
+
+def test_seeds_give_one_run_each_and_a_table_of_mean_and_range(tmp_path, capsys):
+    options = {"clips_per_class": 3, "num_frames": 20, "height": 40, "width": 52, "workers": 1}
+    overrides = [*TINY, "test.acceleration=fp32"]
+    results = run_demo(out_dir=tmp_path / "runs", data_dir=tmp_path / "data", overrides=overrides, dataset_options=options, seeds=[3, 4])
+    assert [(r.model, r.seed) for r in results] == [("artnet_r18_d", 3), ("artnet_r18_d", 4)]
+    for seed in (3, 4):
+        assert load_config(tmp_path / "runs" / f"seed{seed}" / "artnet_r18_d" / "config.yaml").train.seed == seed
+    table = seeds_table(results)
+    assert table in capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("| artnet_r18_d"))
+    top1 = [r.top1 for r in results]
+    assert f"| {np.mean(top1):.1f} ({min(top1):.1f} - {max(top1):.1f}) |" in row and "|     2 |" in row
 
 
 @pytest.mark.slow

@@ -8,6 +8,9 @@
 ``--compare`` also trains C2D and C3D of the same size: C2D sees frames one at a time and averages
 them, so on the temporal pairs it can only guess which of the two it is (50%).
 
+``--seeds 0 1 2`` trains each model once per training seed and adds a table of the mean and range over
+the seeds: a figure from one seed on one CPU is one sample of a distribution.
+
 ``--two-stream`` is the paper's Table 3 in miniature: the same ARTNet trained on optical flow
 (Farneback, computed once from the dataset's videos at the recipe's frame size and cached beside it),
 tested alike, and the two streams' scores fused as TSN fuses them (RGB 1, flow 1.5; the ARTNet paper
@@ -23,6 +26,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -59,6 +63,7 @@ def default_cache() -> Path:
 class DemoResult:
     model: str
     modality: str  # RGB, Flow, or Fusion
+    seed: int  # the training seed
     top1: float
     top5: float
     appearance: float  # top-1 on the appearance classes
@@ -76,31 +81,40 @@ def run_demo(
     overrides: list[str] | tuple[str, ...] = (),
     retrain: bool = False,
     dataset_options: dict | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> list[DemoResult]:
     """Train (unless already trained in ``out_dir``) and test; ``dataset_options`` go to
     :func:`artnet.data.synthetic.generate` (the defaults make the demo's dataset). ``two_stream``: also
-    the flow stream and the fusion, whose results come after the RGB ones."""
+    the flow stream and the fusion, whose results come after the RGB ones. ``seeds``: training seeds,
+    each a run of every model (default: the recipe's ``train.seed``); a seed's runs go to
+    ``out_dir/seed<k>/`` unless it is the only one."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir else default_cache()
     print(f"built-in dataset: {data_dir} (generated on first use)", flush=True)
     dataset = synthetic.generate(data_dir, progress=True, **(dataset_options or {}))
-    config = load_config(recipe or default_recipe(), overrides)
-    results = [
-        _train_and_test(config, name, out_dir / name, dataset.root, dataset, retrain)
-        for name in (COMPARED if compare else COMPARED[:1])
-    ]
-    print()
-    print(results_table(results))
-    chance = f"chance: {100 / dataset.num_classes:.1f}% overall; 50% within a temporal pair."
-    print(f"\n{chance} Total time {time.perf_counter() - started:.0f} s.")
-    if compare:
-        path = plot_results(results, out_dir / "demo.png")
-        if path:
-            print(f"plot: {path}")
-    if two_stream:
-        results += _two_stream(config, results[0], out_dir, dataset, retrain)
-        print(f"Total time {time.perf_counter() - started:.0f} s.")
+    recipe_config = load_config(recipe or default_recipe(), overrides)
+    seeds = list(seeds) if seeds else [recipe_config.train.seed]
+    results = []
+    for seed in seeds:
+        config = dataclasses.replace(recipe_config, train=dataclasses.replace(recipe_config.train, seed=seed))
+        seed_dir = out_dir if len(seeds) == 1 else out_dir / f"seed{seed}"
+        runs = [_train_and_test(config, name, seed_dir / name, dataset.root, dataset, retrain) for name in (COMPARED if compare else COMPARED[:1])]
+        print()
+        print(results_table(runs))
+        chance = f"chance: {100 / dataset.num_classes:.1f}% overall; 50% within a temporal pair."
+        print(f"\n{chance} Total time {time.perf_counter() - started:.0f} s.")
+        if compare:
+            path = plot_results(runs, seed_dir / "demo.png")
+            if path:
+                print(f"plot: {path}")
+        if two_stream:
+            runs += _two_stream(config, runs[0], seed_dir, dataset, retrain)
+            print(f"Total time {time.perf_counter() - started:.0f} s.")
+        results += runs
+    if len(seeds) > 1:
+        print(f"\nOver the training seeds {', '.join(map(str, seeds))}: mean (min - max)")
+        print(seeds_table(results))
     return results
 
 
@@ -121,7 +135,7 @@ def _train_and_test(config: Config, name: str, run_dir: Path, root: Path, datase
     train_seconds = load_checkpoint(run_dir / "final.pt").get("elapsed_seconds", float("nan"))
     print(f"== testing {name} ({modality}): {PROTOCOL} protocol (25 clips per video)", flush=True)
     (tested,) = run_test(config, str(run_dir / "final.pt"), protocol=PROTOCOL, out_dir=str(run_dir / f"test_{PROTOCOL}"))
-    return _by_kind(name, modality, tested.metrics, tested.labels, tested.video_scores, dataset, train_seconds)
+    return _by_kind(name, modality, config.train.seed, tested.metrics, tested.labels, tested.video_scores, dataset, train_seconds)
 
 
 def _two_stream(config: Config, rgb: DemoResult, out_dir: Path, dataset, retrain: bool) -> list[DemoResult]:
@@ -137,7 +151,7 @@ def _two_stream(config: Config, rgb: DemoResult, out_dir: Path, dataset, retrain
     streams = [load_scores(out_dir / run / f"test_{PROTOCOL}" / "scores.npz") for run in (name, f"{name}_flow")]
     fusion = fuse_scores(streams, TSN_WEIGHTS)
     fused = _by_kind(
-        name, "Fusion", fusion.metrics, fusion.labels, fusion.scores, dataset, rgb.train_seconds + flow.train_seconds
+        name, "Fusion", rgb.seed, fusion.metrics, fusion.labels, fusion.scores, dataset, rgb.train_seconds + flow.train_seconds
     )
     print(f"\nTwo streams (fusion: logits weighted RGB {TSN_WEIGHTS[0]:g} : flow {TSN_WEIGHTS[1]:g}, as TSN)")
     print(two_stream_table([rgb, flow, fused]))
@@ -174,7 +188,7 @@ def demo_flow(dataset, frame_size: tuple[int, int], method: str = FLOW_METHOD) -
 
 
 def _by_kind(
-    name: str, modality: str, metrics: Metrics, labels: np.ndarray, video_scores: np.ndarray, dataset, train_seconds: float
+    name: str, modality: str, seed: int, metrics: Metrics, labels: np.ndarray, video_scores: np.ndarray, dataset, train_seconds: float
 ) -> DemoResult:
     predictions = video_scores.argmax(axis=1)
     appearance = np.isin(labels, dataset.labels("appearance"))
@@ -183,6 +197,7 @@ def _by_kind(
     return DemoResult(
         model=name,
         modality=modality,
+        seed=seed,
         top1=metrics.top1,
         top5=metrics.top5,
         appearance=100.0 * float(np.mean(predictions[appearance] == labels[appearance])),
@@ -206,6 +221,26 @@ def results_table(results: list[DemoResult]) -> str:
         for r in results
     ]
     headers = ("model", "top-1", "top-5", "appearance classes", "temporal classes", "temporal -> twin", "train s")
+    return format_table(headers, rows)
+
+
+SUMMARISED = ("top1", "top5", "appearance", "temporal", "partner_confusions", "train_seconds")
+
+
+def seeds_table(results: list[DemoResult]) -> str:
+    """One row per model and modality: each figure's mean and range over the seeds it was run with."""
+    groups: dict[tuple[str, str], list[DemoResult]] = {}
+    for result in results:
+        groups.setdefault((result.model, result.modality), []).append(result)
+    rows = []
+    for (model, modality), runs in groups.items():
+        cells = []
+        for key in SUMMARISED:
+            values = [getattr(r, key) for r in runs]
+            digits = 0 if key == "train_seconds" else 1
+            cells.append(f"{np.mean(values):.{digits}f} ({min(values):.{digits}f} - {max(values):.{digits}f})")
+        rows.append((model, modality, len(runs), *cells))
+    headers = ("model", "modality", "seeds", "top-1", "top-5", "appearance classes", "temporal classes", "temporal -> twin", "train s")
     return format_table(headers, rows)
 
 

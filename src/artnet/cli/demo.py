@@ -19,6 +19,14 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="also train the ARTNet on optical flow (computed once, Farneback) and fuse the two streams: RGB / Flow / Fusion",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="training seeds: a run of every model per seed, and a table of the mean and range over them (default: the recipe's)",
+    )
     parser.add_argument("--out", default="runs/demo", help="where the runs go (default runs/demo)")
     parser.add_argument(
         "--data", default=None, help="dataset folder (default $ARTNET_CACHE/synthetic or ~/.cache/artnet/synthetic)"
@@ -39,4 +47,5 @@ def run(args: argparse.Namespace) -> None:
         recipe=args.config,
         overrides=args.overrides,
         retrain=args.retrain,
+        seeds=args.seeds,
     )
