@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -19,7 +21,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--model", required=True, metavar="NAME", help="artnet model name: c3d_r18 or artnet_r18_d for the release"
     )
-    parser.add_argument("--out", required=True, metavar="CKPT", help="checkpoint file to write")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="CKPT_OR_FOLDER",
+        help="a checkpoint file to write (name.pt), or a model folder in the Hugging Face layout (a path ending in / "
+        "or without a suffix; see artnet export --format hf)",
+    )
     parser.add_argument(
         "--classes", metavar="FILE", help="class names, one per line in label order (default: class_000, class_001, ...)"
     )
@@ -56,6 +64,17 @@ def run(args: argparse.Namespace) -> int:
             raise CheckpointError(
                 f"{args.caffemodel}: the converted model differs from the reference executor by {difference:.2e}"
             )
-    save_checkpoint(args.out, checkpoint)
+    if is_folder(args.out):
+        from ..interop.hub import ModelFolder, save_model_folder
+
+        print(save_model_folder(ModelFolder(checkpoint), args.out))
+    else:
+        save_checkpoint(args.out, checkpoint)
     print(f"wrote {args.out}")
     return 0
+
+
+def is_folder(out: str) -> bool:
+    """``--out`` names a model folder: it ends in a separator, is a folder already, or has no suffix."""
+    path = Path(out)
+    return out.endswith(("/", os.sep)) or path.is_dir() or not path.suffix

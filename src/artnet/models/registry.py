@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +38,7 @@ class PretrainedCfg:
     paper: dict[str, float]  # Kinetics-400 val top-1 / top-5 (Tables 1 / 2), params and FLOPs where given
     caffemodels: tuple[str, ...]  # released Caffe weights
     prototxt: str | None  # the released deploy definition
+    classes: tuple[str, ...] = ()  # class names of the loaded weights (create_model(pretrained=...)); () when unknown
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,22 @@ def get_variant(name: str) -> Variant:
         raise ConfigError(f"unknown model {name!r}{_suggest(name, VARIANTS)}; available: {', '.join(VARIANTS)}") from None
 
 
-def create_model(name: str, **options: Any) -> VideoResNet:
-    """Build a named variant. Options: see ``MODEL_OPTIONS``; unknown keywords are an error."""
+def create_model(
+    name: str, pretrained: bool | str | os.PathLike = False, *, checkpoint_path: str | os.PathLike | None = None, **options: Any
+) -> VideoResNet:
+    """Build a named variant. Options: see ``MODEL_OPTIONS``; unknown keywords are an error.
+
+    ``pretrained`` (or ``checkpoint_path``, as timm spells it): a checkpoint file, a model folder
+    (``artnet export --format hf``) or a Hugging Face Hub repository id to load the weights from;
+    options then override the checkpoint's, and a ``num_classes`` other than the weights' gets a new
+    classifier (see :func:`artnet.engine.checkpoint.pretrained_model`). artnet hosts no weights of
+    its own: ``pretrained=True`` needs a ``checkpoint_path``.
+    """
+    source = _pretrained_source(name, pretrained, checkpoint_path)
+    if source is not None:
+        from ..engine.checkpoint import pretrained_model
+
+        return pretrained_model(name, source, **options)
     variant = get_variant(name)
     unknown = set(options) - set(MODEL_OPTIONS)
     if unknown:
@@ -157,6 +173,23 @@ def create_model(name: str, **options: Any) -> VideoResNet:
     model.options = given  # what create_model needs to build this model again (checkpoints keep it)
     model.pretrained_cfg = variant.pretrained_cfg
     return model
+
+
+def _pretrained_source(
+    name: str, pretrained: bool | str | os.PathLike, checkpoint_path: str | os.PathLike | None
+) -> str | os.PathLike | None:
+    if pretrained is True and checkpoint_path is None:
+        raise ConfigError(
+            f"create_model({name!r}, pretrained=True): artnet hosts no weights; give a checkpoint file, a model folder or "
+            "a Hugging Face Hub repository id (artnet convert makes one from the released Caffe weights)"
+        )
+    if pretrained in (True, False, None):
+        return checkpoint_path
+    if checkpoint_path is not None and os.fspath(checkpoint_path) != os.fspath(pretrained):
+        raise ConfigError(
+            f"create_model({name!r}): pretrained={pretrained!r} and checkpoint_path={checkpoint_path!r} name different weights"
+        )
+    return pretrained
 
 
 def _suggest(word: str, choices) -> str:
