@@ -1,4 +1,4 @@
-"""``artnet convert``: released Caffe weights (``.caffemodel`` + ``.prototxt``) to an artnet checkpoint."""
+"""``artnet convert``: released Caffe weights (``.caffemodel`` + ``.prototxt``) to an artnet checkpoint or model folder."""
 
 from __future__ import annotations
 

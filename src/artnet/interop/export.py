@@ -163,6 +163,9 @@ def _write_onnx(model: nn.Module, clip: ClipSpec, info: dict[str, Any], path: Pa
             dynamic_shapes=({0: batch},),
             verbose=False,
         )
+    written = program.model.opset_imports.get("", opset)
+    if written != opset:  # the exporter falls back to its own lowest opset where it cannot convert down
+        raise CheckpointError(f"ONNX opset {opset}: torch {torch.__version__}'s exporter could only write opset {written}; ask for {written} or above")
     for key, value in info.items():
         program.model.metadata_props[f"artnet.{key}"] = json.dumps(value)
     program.model.doc_string = f"artnet {info['model']['name']}: clips (batch, {', '.join(map(str, clip.input_shape))}) -> logits"
