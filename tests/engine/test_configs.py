@@ -89,8 +89,10 @@ def test_artnet_configs_lists_the_recipes_with_their_figures_and_prints_one(tmp_
     rows = {cells[0]: cells[1:] for cells in ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)}
     assert set(list_recipes()) <= set(rows)
     released = "112_artnet_resnet_18_kinetics.caffemodel"
-    assert rows["kinetics/artnet_r18_d"] == ["artnet_r18_d", "kinetics", "16x112x112", "224", "250000", "Table 2", "69.2 / 88.3", released]
-    assert rows["hmdb51/artnet_tsn_r18"][2] == "16x112x112, 2 segments" and rows["hmdb51/artnet_tsn_r18"][5:7] == ["Table 6", "70.9"]
+    expected = ["artnet_r18_d", "kinetics", "16x112x112", "224", "250000", "Table 2", "69.2 / 88.3", released]
+    assert rows["kinetics/artnet_r18_d"] == expected
+    tsn = rows["hmdb51/artnet_tsn_r18"]
+    assert tsn[2] == "16x112x112, 2 segments" and tsn[5:7] == ["Table 6", "70.9"]
 
     assert main(["configs", "ucf101/artnet_tsn_r18"]) == 0
     printed = capsys.readouterr().out
