@@ -90,11 +90,11 @@ def export_model(
     with _written_if_verified(out) as temporary:
         if fmt == "onnx":
             _write_onnx(model, clip, info, temporary, opset)
-            run = _onnxruntime(temporary)
+            run = onnx_runner(temporary)
             runtime = f"onnxruntime {_version('onnxruntime')} (opset {opset})"
         else:
             _write_torchscript(model, clip, info, temporary)
-            run = _torchscript(temporary)
+            run = torchscript_runner(temporary)
             runtime = f"torch.jit.load (torch {torch.__version__})"
         verification = verify(model, run, clip, runtime)
         if not verification.passed:
@@ -172,7 +172,8 @@ def _write_onnx(model: nn.Module, clip: ClipSpec, info: dict[str, Any], path: Pa
     program.save(str(path), external_data=False)
 
 
-def _onnxruntime(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
+def onnx_runner(path: str | Path) -> Callable[[torch.Tensor], np.ndarray]:
+    """An exported ONNX model as a function of clips, run by onnxruntime on the CPU with torch's thread count."""
     ort = _require("onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
@@ -187,7 +188,8 @@ def _write_torchscript(model: nn.Module, clip: ClipSpec, info: dict[str, Any], p
         torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_METADATA: json.dumps(info)})
 
 
-def _torchscript(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
+def torchscript_runner(path: str | Path) -> Callable[[torch.Tensor], np.ndarray]:
+    """An exported TorchScript model as a function of clips."""
     with _quiet():
         loaded = torch.jit.load(str(path), map_location="cpu")
 
