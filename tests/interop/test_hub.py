@@ -14,6 +14,7 @@ from artnet.engine.checkpoint import load_checkpoint, model_payload, save_checkp
 from artnet.errors import CheckpointError, ConfigError
 from artnet.interop.caffemodel import read_caffemodel
 from artnet.interop.convert import convert_caffemodel
+from artnet.interop.hub import ModelFolder
 from artnet.models import list_models
 
 from ..conftest import REFERENCE, ROOT, calibrated_model
@@ -57,6 +58,13 @@ def test_checkpoint_to_model_folder_to_create_model(trained, tmp_path, capsys, m
     assert loaded.pretrained_cfg.clip == CLIP and loaded.pretrained_cfg.classes == tuple(CLASSES)
     assert loaded.pretrained_cfg.num_classes == 4 and loaded.options == model.options
     assert torch.equal(logits(create_model("artnet_r18_d", pretrained=str(path))), logits(model))  # the checkpoint file itself
+
+    # The same through huggingface_hub's mixin, and a model made in Python saved as a folder of its own
+    again = ModelFolder.from_pretrained(str(folder))
+    assert again.config["classes"] == CLASSES and torch.equal(logits(again.model()), logits(model))
+    ModelFolder.from_model(loaded).save_pretrained(tmp_path / "resaved")
+    resaved = create_model("artnet_r18_d", pretrained=tmp_path / "resaved")
+    assert torch.equal(logits(resaved), logits(model)) and resaved.pretrained_cfg.classes == tuple(CLASSES)
 
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: artnet" in card and "pipeline_tag: video-classification" in card
