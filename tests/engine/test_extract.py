@@ -16,6 +16,7 @@ from artnet.cli import main
 from .conftest import TINY_CONFIG, cli, popen_cli, tiny_overrides
 
 EXTRACT = ("--acceleration", "fp32", "--workers", "1")
+IN_PROCESS = ("--acceleration", "fp32", "--workers", "0")  # decoding in this process (the test above runs workers)
 
 
 def features(folder) -> dict[str, np.ndarray]:
@@ -65,6 +66,7 @@ def test_two_processes_write_what_one_writes_and_a_killed_run_resumes(synthetic,
     assert index_rows(killed) == index_rows(one)
 
 
+@pytest.mark.slow
 def test_per_clip_stages_lists_and_unreadable_videos(synthetic, reference_run, tmp_path, capsys):
     checkpoint = str(reference_run / "final.pt")
     videos = tmp_path / "videos"
@@ -75,7 +77,7 @@ def test_per_clip_stages_lists_and_unreadable_videos(synthetic, reference_run, t
 
     out = tmp_path / "per_clip"
     code = main(
-        ["extract", str(videos), "--checkpoint", checkpoint, "--out", str(out), "--per-clip", "--protocol", "10x3", *EXTRACT]
+        ["extract", str(videos), "--checkpoint", checkpoint, "--out", str(out), "--per-clip", "--protocol", "10x3", *IN_PROCESS]
     )
     printed = capsys.readouterr()
     assert code == 1  # every readable video written, the broken one reported
@@ -90,7 +92,7 @@ def test_per_clip_stages_lists_and_unreadable_videos(synthetic, reference_run, t
     listing = tmp_path / "videos.txt"  # artnet's list format, paths relative to --root
     listing.write_text("".join(f"{path.relative_to(synthetic.root)} {label}\n" for path, label in entries))
     out = tmp_path / "layer2"
-    command = ["extract", str(listing), "--root", str(synthetic.root), "--checkpoint", checkpoint, "--out", str(out), *EXTRACT]
+    command = ["extract", str(listing), "--root", str(synthetic.root), "--checkpoint", checkpoint, "--out", str(out), *IN_PROCESS]
     assert main([*command, "--stage", "layer2"]) == 0
     rows = index_rows(out)
     assert [(row["video"], row["label"]) for row in rows] == [(str(path), str(label)) for path, label in entries]
@@ -118,7 +120,8 @@ def test_per_clip_stages_lists_and_unreadable_videos(synthetic, reference_run, t
     assert "stage 'layer9': no such module in artnet_r18_d" in capsys.readouterr().err
 
 
-def test_a_trained_runs_model_folder_quotes_its_test_and_predicts_as_the_checkpoint(synthetic, reference_run, tmp_path):
+@pytest.mark.slow
+def test_a_trained_runs_model_folder_quotes_its_test_and_predicts_as_the_checkpoint(synthetic, reference_run, tmp_path, capsys):
     checkpoint = tmp_path / "final.pt"
     shutil.copy(reference_run / "final.pt", checkpoint)
     assert (
@@ -142,12 +145,10 @@ def test_a_trained_runs_model_folder_quotes_its_test_and_predicts_as_the_checkpo
         f"{measured['top1']:.2f}",
     ]
 
-    video = str(synthetic.clips("test")[0][0])
-    from_checkpoint = cli(
-        "predict", video, "--checkpoint", checkpoint, "--format", "json", "--protocol", "25x1", "--acceleration", "fp32"
-    )
-    from_folder = cli(
-        "predict", video, "--checkpoint", folder, "--format", "json", "--protocol", "25x1", "--acceleration", "fp32"
-    )
-    assert json.loads(from_folder.stdout)[0]["labels"] == json.loads(from_checkpoint.stdout)[0]["labels"]
-    assert json.loads(from_folder.stdout)[0]["scores"] == json.loads(from_checkpoint.stdout)[0]["scores"]
+    capsys.readouterr()
+    predictions = []
+    for source in (checkpoint, folder):
+        command = ["predict", str(synthetic.clips("test")[0][0]), "--checkpoint", str(source), "--format", "json"]
+        assert main([*command, "--protocol", "25x1", "--acceleration", "fp32", "--workers", "0"]) == 0
+        predictions.append(json.loads(capsys.readouterr().out))
+    assert predictions[0] == predictions[1] and len(predictions[0][0]["labels"]) == 5
