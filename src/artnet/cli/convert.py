@@ -10,7 +10,7 @@ from pathlib import Path
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert released Caffe weights into an artnet checkpoint",
+        help="convert released Caffe weights into an artnet checkpoint or model folder",
         description="Map every blob of a .caffemodel onto an artnet model, checking that none is left over or missing. "
         "The number of classes and the classifier layer (fc8 or fc) come from the prototxt.",
     )

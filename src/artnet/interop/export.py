@@ -80,8 +80,8 @@ def metadata(model: nn.Module, classes: list[str], clip: ClipSpec) -> dict[str, 
 def export_model(
     model: nn.Module, classes: list[str], clip: ClipSpec, fmt: str, out: str | Path, *, opset: int = ONNX_OPSET
 ) -> Verification:
-    """Write ``model`` as ``fmt`` (``onnx`` or ``torchscript``) to ``out``, verified (the file is only
-    written when it passes); returns the verification."""
+    """Write ``model`` (put in fp32 eval mode) as ``fmt`` (``onnx`` or ``torchscript``) to ``out``, verified
+    (the file is only written when it passes); returns the verification."""
     if fmt not in ("onnx", "torchscript"):
         raise CheckpointError(f"unknown export format {fmt!r}; choose from onnx, torchscript (hf: artnet.interop.hub)")
     model = model.float().eval()
