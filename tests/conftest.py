@@ -68,3 +68,21 @@ def wait_until(condition, timeout: float, interval: float = 0.02) -> bool:
             return False
         time.sleep(interval)
     return True
+
+
+def calibrated_model(name: str, clip, num_classes: int, **options) -> torch.nn.Module:
+    """A model (eval mode) whose BN statistics are those of its input, as a trained model's are: with a
+    fresh network's unit statistics the relation branches' squares overflow on real-scale clips."""
+    from artnet import create_model
+    from artnet.engine.auto_acceleration import probe_clips
+
+    model = create_model(name, num_classes=num_classes, in_channels=clip.channels, **options)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    for norm in norms:
+        norm.momentum = None  # a cumulative average: one pass sets the statistics
+    model.train()
+    with torch.no_grad():
+        model(probe_clips(clip, batch=4, seed=1))
+    for norm in norms:
+        norm.momentum = 0.1
+    return model.eval()

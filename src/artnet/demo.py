@@ -168,14 +168,10 @@ def demo_flow(dataset, frame_size: tuple[int, int], method: str = FLOW_METHOD) -
     options = FlowOptions(method=method, bound=FLOW_BOUND * height / UPSTREAM_FLOW_HEIGHT)
     folder = dataset.root.with_name(f"{dataset.root.name}-flow-{method}-{height}x{width}")
     source = {"dataset": asdict(dataset.params), "generator": synthetic.GENERATOR_VERSION, "flow": asdict(options)}
-    stamp = folder / "source.json"
-    if folder.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != json.loads(json.dumps(source))):
-        if not stamp.is_file() and any(folder.iterdir()):
-            raise DataError(f"{folder}: not empty and not the demo's flow (no {stamp.name}); move it away")
+    stamp = folder / "source.json"  # written when the flow is complete
+    if stamp.is_file() and json.loads(stamp.read_text()) != json.loads(json.dumps(source)):
         shutil.rmtree(folder)  # the flow of another dataset or of other options
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(source, indent=2) + "\n")
-    report = prepare_videos(
+    report = prepare_videos(  # resumes an interrupted run; refuses a folder of other files
         dataset.root,
         folder,
         EncodeOptions(to="flow", size=(height, width), flow=options),
@@ -184,6 +180,7 @@ def demo_flow(dataset, frame_size: tuple[int, int], method: str = FLOW_METHOD) -
     )
     if report.failed:
         raise DataError(f"optical flow of the built-in dataset failed: {report.failed[0][1]}")
+    stamp.write_text(json.dumps(source, indent=2) + "\n")
     return folder
 
 

@@ -51,6 +51,15 @@ def new_file(path: str | os.PathLike, *, force: bool, how: str = "--force") -> P
     return path
 
 
+def new_folder(path: str | os.PathLike, *, force: bool, how: str = "--force") -> Path:
+    """``path`` for a folder about to be written (a model folder): refused if files are there (unless
+    ``force``) or it is a file; made and checked with :func:`output_folder`."""
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise OutputError(f"{path}: a folder with files in it; {how} writes into it")
+    return output_folder(path)
+
+
 def refuse_replacing(folder: Path, found: list[Path], what: str, how: str) -> None:
     """One line naming what a run would replace in ``folder`` (``found``, if any) and how to allow it."""
     if found:

@@ -196,8 +196,8 @@ def test_cli_reports_a_malformed_caffemodel_on_one_line(tmp_path, capsys):
 
 
 def test_cli_replaces_nothing_unless_asked(released_caffemodel, tmp_path, capsys):
-    """An existing --out (a trained checkpoint, any file) is refused before anything is read; --force replaces it;
-    a folder is refused in one line."""
+    """An existing --out (a trained checkpoint, any file; a folder with files) is refused before anything is read;
+    --force replaces it."""
     caffemodel = released_caffemodel(C3D_DEPLOY, "c3d_r18")
     out = tmp_path / "trained.pt"
     out.write_bytes(b"a file of the user's")
@@ -210,12 +210,14 @@ def test_cli_replaces_nothing_unless_asked(released_caffemodel, tmp_path, capsys
     assert main([*argv, "--force"]) == 0
     assert load_checkpoint(out)["model"]["name"] == "c3d_r18"
 
-    folder = tmp_path / "model"
+    folder = tmp_path / "model"  # a folder is a model folder (artnet export --format hf): one of the user's files in it
     folder.mkdir()
-    assert main([*argv[:-1], str(folder), "--force"]) == 2
-    message = f"{folder}: is a folder; --out names the checkpoint file to write, e.g. {folder / 'model.pt'}"
-    assert capsys.readouterr().err == f"artnet convert: error: {message}\n"
-    assert not any(folder.iterdir())
+    (folder / "notes.txt").write_text("the user's")
+    assert main([*argv[:-1], str(folder)]) == 2
+    assert capsys.readouterr().err == f"artnet convert: error: {folder}: a folder with files in it; --force writes into it\n"
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert main([*argv[:-1], str(folder), "--force"]) == 0
+    assert (folder / "model.safetensors").is_file() and (folder / "notes.txt").read_text() == "the user's"
 
 
 def test_a_flow_net_converts_to_a_model_for_flow_clips(tmp_path):

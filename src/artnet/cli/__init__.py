@@ -13,7 +13,21 @@ import sys
 
 from ..errors import ArtnetError
 
-COMMAND_MODULES = ("info", "demo", "synthetic", "prepare", "check_data", "train", "test", "fuse", "predict", "convert")
+COMMAND_MODULES = (
+    "info",
+    "configs",
+    "demo",
+    "synthetic",
+    "prepare",
+    "check_data",
+    "train",
+    "test",
+    "fuse",
+    "predict",
+    "extract",
+    "convert",
+    "export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

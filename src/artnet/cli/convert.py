@@ -1,14 +1,16 @@
-"""``artnet convert``: released Caffe weights (``.caffemodel`` + ``.prototxt``) to an artnet checkpoint."""
+"""``artnet convert``: released Caffe weights (``.caffemodel`` + ``.prototxt``) to an artnet checkpoint or model folder."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert released Caffe weights into an artnet checkpoint",
+        help="convert released Caffe weights into an artnet checkpoint or model folder",
         description="Map every blob of a .caffemodel onto an artnet model, checking that none is left over or missing. "
         "The number of classes and the classifier layer (fc8 or fc) come from the prototxt.",
     )
@@ -19,7 +21,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--model", required=True, metavar="NAME", help="artnet model name: c3d_r18 or artnet_r18_d for the release"
     )
-    parser.add_argument("--out", required=True, metavar="CKPT", help="checkpoint file to write (refused if it exists, unless --force)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="CKPT_OR_FOLDER",
+        help="a checkpoint file to write (name.pt), or a model folder in the Hugging Face layout (a path ending in / "
+        "or without a suffix; see artnet export --format hf); refused if it exists, unless --force",
+    )
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument(
         "--classes", metavar="FILE", help="class names, one per line in label order (default: class_000, class_001, ...)"
@@ -40,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError
     from ..interop.caffemodel import read_caffemodel
     from ..interop.convert import convert_caffemodel, load_prototxt, verify_conversion
+    from ..outputs import new_file, new_folder
 
-    out = output_target(args.out, args.force)  # before the work: a refusal costs nothing
+    folder = is_folder(args.out)
+    out = (new_folder if folder else new_file)(args.out, force=args.force)  # before the work: a refusal costs nothing
     net = load_prototxt(args.prototxt)
     weights = read_caffemodel(args.caffemodel)
     converted = convert_caffemodel(net, weights, args.model, rgb=args.rgb, classes=args.classes)
@@ -58,18 +68,17 @@ def run(args: argparse.Namespace) -> int:
             raise CheckpointError(
                 f"{args.caffemodel}: the converted model differs from the reference executor by {difference:.2e}"
             )
-    save_checkpoint(out, checkpoint)
-    print(f"wrote {out}")
+    if folder:
+        from ..interop.hub import ModelFolder, save_model_folder
+
+        print(save_model_folder(ModelFolder(checkpoint), out))
+    else:
+        save_checkpoint(out, checkpoint)
+    print(f"wrote {args.out}")
     return 0
 
 
-def output_target(out: str, force: bool):
-    """Where the checkpoint goes: a new file, or an existing one with ``--force``; a folder is refused."""
-    from pathlib import Path
-
-    from ..errors import OutputError
-    from ..outputs import new_file
-
-    if Path(out).is_dir():
-        raise OutputError(f"{out}: is a folder; --out names the checkpoint file to write, e.g. {Path(out) / 'model.pt'}")
-    return new_file(out, force=force)
+def is_folder(out: str) -> bool:
+    """``--out`` names a model folder: it ends in a separator, is a folder already, or has no suffix."""
+    path = Path(out)
+    return out.endswith(("/", os.sep)) or path.is_dir() or not path.suffix

@@ -8,7 +8,7 @@ import argparse
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="top-k class names of videos, as a table, JSON or CSV")
     parser.add_argument("inputs", nargs="+", help="video files, frame folders, or folders of videos")
-    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint file, model folder or Hugging Face Hub repository id")
     parser.add_argument("--topk", type=int, default=5)
     parser.add_argument("--protocol", default="25x10", help="1clip | 25x10 | 10x3 | 25x1 (default 25x10)")
     parser.add_argument("--format", default="table", choices=("table", "json", "csv"))

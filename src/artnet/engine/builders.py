@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, InvalidValue
 from ..models import create_model
-from .checkpoint import clip_spec, load_checkpoint, load_state
+from .checkpoint import clip_spec, load_backbone, load_checkpoint
 
 if TYPE_CHECKING:
     from .config import Config, DataConfig
@@ -44,9 +44,6 @@ def load_init_weights(model: nn.Module, path: str) -> list[str]:
     Returns what was done, for the run's log. Anything else that does not fit is an error.
     """
     checkpoint = load_checkpoint(path)
-    state = dict(checkpoint["state_dict"])
-    own = model.state_dict()
-    notes = []
     source = checkpoint.get("model", {}).get("name", "?")
     if source != getattr(model, "variant", source):
         raise CheckpointError(f"{path}: weights of {source}, but the run trains {model.variant}")
@@ -54,17 +51,11 @@ def load_init_weights(model: nn.Module, path: str) -> list[str]:
     if trained.channels != reads:
         weights_for = f"weights for {trained.channels}-channel clips (normalization {trained.normalization})"
         raise CheckpointError(f"{path}: {weights_for}, but the run's model reads {reads}-channel clips")
-    classifier = model.pretrained_cfg.classifier
-    head = [k for k in own if k.startswith(f"{classifier}.")]
-    if any(k in state and state[k].shape != own[k].shape for k in head):
-        old, new = state[f"{classifier}.weight"].shape[0], own[f"{classifier}.weight"].shape[0]
-        for key in head:
-            state[key] = own[key]
-        notes.append(f"init: classifier {classifier} re-created ({old} -> {new} classes), the rest from {path}")
-    else:
-        notes.append(f"init: all weights from {path}")
-    load_state(model, state, path)
-    return notes
+    replaced = load_backbone(model, checkpoint["state_dict"], path)
+    if replaced:
+        old, new = replaced
+        return [f"init: classifier {model.pretrained_cfg.classifier} re-created ({old} -> {new} classes), the rest from {path}"]
+    return [f"init: all weights from {path}"]
 
 
 def _input_channels(model: nn.Module) -> int:

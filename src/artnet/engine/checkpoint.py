@@ -20,10 +20,16 @@ A training run keeps its checkpoints in its run directory (:class:`RunCheckpoint
 checkpoint every ``checkpoint_interval`` iterations under ``checkpoints/`` (the newest few), with the
 whole training state and the RNG states of every process, so a resumed run repeats exactly what the
 interrupted one would have done; ``best.pt`` and ``final.pt`` beside them hold the weights.
+
+A *model folder* (the Hugging Face layout: ``config.json`` and ``model.safetensors``, written by
+``artnet export --format hf`` and ``artnet convert --out FOLDER/``) is read wherever a checkpoint is:
+``config.json`` holds the model part of a checkpoint but its tensors, ``model.safetensors`` the
+``state_dict``; reading it runs no pickle at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import random
@@ -45,6 +51,10 @@ from ..outputs import atomic_write
 
 FORMAT = "artnet-checkpoint"
 VERSION = 2
+FOLDER_FORMAT = "artnet-model"  # config.json of a model folder
+FOLDER_VERSION = 1
+FOLDER_CONFIG = "config.json"
+FOLDER_WEIGHTS = "model.safetensors"
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -59,16 +69,19 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def checkpoint_file(path: str | Path) -> Path:
-    """``path``, if a file is there; a CheckpointError otherwise."""
+    """``path``, if a checkpoint file or a model folder is there; a CheckpointError otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file() and not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint file or model folder")
     return path
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read an artnet checkpoint safely (``weights_only=True``), in the current layout; a clear error otherwise."""
+    """Read an artnet checkpoint safely (``weights_only=True``), or a model folder, in the current
+    checkpoint layout; a clear error otherwise."""
     path = checkpoint_file(path)
+    if path.is_dir():
+        return read_model_folder(path, map_location)
     kind = _file_kind(path)
     if kind not in ("zip", "legacy"):
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({kind})")
@@ -119,6 +132,48 @@ def _unreadable(error: Exception) -> str:
     return f"a damaged PyTorch checkpoint ({first_line})"
 
 
+def read_model_folder(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A model folder as a checkpoint payload: ``config.json``'s entries and the ``state_dict`` from
+    ``model.safetensors`` (JSON and safetensors: no pickle)."""
+    folder = Path(folder)
+    config_path, weights_path = folder / FOLDER_CONFIG, folder / FOLDER_WEIGHTS
+    if not config_path.is_file():
+        raise CheckpointError(f"{folder}: not a model folder (no {FOLDER_CONFIG})")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{config_path}: not readable JSON ({error})") from None
+    if not isinstance(config, dict) or config.get("format") != FOLDER_FORMAT:
+        raise CheckpointError(f"{config_path}: not the config of an artnet model folder (format {FOLDER_FORMAT!r})")
+    if config.get("version", 0) > FOLDER_VERSION:
+        raise CheckpointError(
+            f"{config_path}: model folder format {config['version']} is newer than this artnet understands ({FOLDER_VERSION})"
+        )
+    for key in ("model", "classes", "clip"):
+        if key not in config:
+            raise CheckpointError(f"{config_path}: no {key!r} entry")
+    if not weights_path.is_file():
+        raise CheckpointError(f"{folder}: no {FOLDER_WEIGHTS} beside {FOLDER_CONFIG}")
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError(f"{folder}: reading a model folder needs safetensors: pip install 'artnet[hub]'") from None
+    try:
+        state_dict = load_file(weights_path, device=str(map_location))
+    except (OSError, SafetensorError) as error:
+        raise CheckpointError(f"{weights_path}: not readable safetensors ({error})") from None
+    payload = {key: value for key, value in config.items() if key not in ("format", "version")}
+    return {"format": FORMAT, "version": VERSION, **payload, "state_dict": state_dict}
+
+
+def folder_config(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a model folder's ``config.json`` holds of a checkpoint: its model part but the tensors
+    (the variant, its options, the class names, the input contract, provenance), none of a training state."""
+    kept = ("artnet_version", "model", "classes", "clip", "converted_from", "paper", "evaluations", "trained")
+    return {"format": FOLDER_FORMAT, "version": FOLDER_VERSION, **{key: payload[key] for key in kept if key in payload}}
+
+
 def clip_spec(checkpoint: dict[str, Any], source: str = "checkpoint") -> ClipSpec:
     """The input contract a checkpoint (as :func:`load_checkpoint` returns it) records."""
     return ClipSpec.from_dict(checkpoint["clip"], source)
@@ -133,6 +188,49 @@ def model_payload(model: nn.Module, classes: list[str], clip: ClipSpec, **extra:
         "clip": clip.to_dict(),
         **extra,
     }
+
+
+def pretrained_model(name: str, source: str | Path, **options: Any) -> nn.Module:
+    """``create_model(name, pretrained=source, **options)``: the model a checkpoint file, a model folder or a
+    Hugging Face Hub repository holds, with its class names and input contract in ``model.pretrained_cfg``.
+
+    ``options`` override the checkpoint's own (``dropout=0.5``); a ``num_classes`` other than the
+    weights' gets a new classifier, as fine-tuning does (``train.init``). The variant must be the one
+    the weights belong to.
+    """
+    path = resolve_pretrained(source)
+    checkpoint = load_checkpoint(path)
+    held = checkpoint["model"]["name"]
+    if held != name:
+        raise CheckpointError(f"{path}: weights of {held}, not {name}")
+    try:
+        model = create_model(name, **{**checkpoint["model"].get("options", {}), **options})
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    replaced = load_backbone(model, checkpoint["state_dict"], str(path))
+    model.pretrained_cfg = dataclasses.replace(
+        model.pretrained_cfg,
+        clip=clip_spec(checkpoint, str(path)),
+        num_classes=model.get_submodule(model.pretrained_cfg.classifier).out_features,
+        classes=() if replaced else tuple(checkpoint["classes"]),
+    )
+    return model
+
+
+_HUB_REPO = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def resolve_pretrained(source: str | Path) -> Path:
+    """A checkpoint file or model folder on disk, or a Hub repository (``owner/name``) downloaded to the
+    local Hugging Face cache (found there offline once downloaded)."""
+    path = Path(source)
+    if path.exists():
+        return path
+    if isinstance(source, str) and _HUB_REPO.fullmatch(source) and path.suffix not in (".pt", ".pth"):
+        from ..interop.hub import download
+
+        return download(source)
+    raise CheckpointError(f"{source}: no such checkpoint file or model folder")
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any] | str | Path, *, source: str | None = None) -> nn.Module:
@@ -155,6 +253,22 @@ def describe_model(checkpoint: dict[str, Any]) -> str:
     spec = checkpoint["model"]
     options = ", ".join(f"{key}={value}" for key, value in sorted(spec.get("options", {}).items()))
     return f"{spec['name']} ({options})" if options else spec["name"]
+
+
+def load_backbone(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> tuple[int, int] | None:
+    """Load weights into ``model`` (strictly, see :func:`load_state`), but for a classifier made for
+    another number of classes, which keeps the model's own fresh one (fine-tuning). Returns the
+    ``(weights', model's)`` numbers of classes when it did, else None."""
+    state = dict(state_dict)
+    own = model.state_dict()
+    classifier = model.pretrained_cfg.classifier
+    head = [key for key in own if key.startswith(f"{classifier}.")]
+    replaced = None
+    if any(key in state and state[key].shape != own[key].shape for key in head):
+        replaced = (state[f"{classifier}.weight"].shape[0], own[f"{classifier}.weight"].shape[0])
+        state.update({key: own[key] for key in head})
+    load_state(model, state, source)
+    return replaced
 
 
 def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:

@@ -204,6 +204,32 @@ class TestConfig:
 
 
 @dataclass
+class PaperConfig:
+    """What the paper reports for a recipe (``artnet configs`` lists it, model cards quote it); empty
+    for recipes that are not in the paper."""
+
+    table: str = ""  # where, e.g. "Table 2" (Kinetics-400 val) or "Table 6" (mean of the 3 splits)
+    top1: float | None = None  # accuracy, %
+    top5: float | None = None
+    released: str = ""  # the released Caffe weights of this row, when there are some (artnet convert)
+
+    def __post_init__(self) -> None:
+        for name in ("top1", "top5"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 100:
+                raise InvalidValue(name, f"must be a percentage in [0, 100], got {value}")
+        if self.top1 is not None and self.top5 is not None and self.top5 < self.top1:
+            raise InvalidValue("top5", f"{self.top5} is below top1 {self.top1}")
+        if (self.top1 is not None or self.top5 is not None) and not self.table:
+            raise InvalidValue("table", "must name where the paper reports the figures")
+
+    @property
+    def figures(self) -> str:
+        """``"69.2 / 88.3"``, ``"93.5"``, or ``""``."""
+        return " / ".join(f"{value:.1f}" for value in (self.top1, self.top5) if value is not None)
+
+
+@dataclass
 class Config:
     name: str = "run"
     output_dir: str = "runs/{name}"  # {name} and {split} are filled in
@@ -212,6 +238,7 @@ class Config:
     solver: SolverConfig = field(default_factory=SolverConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
+    paper: PaperConfig = field(default_factory=PaperConfig)
 
     def __post_init__(self) -> None:
         """What the sections must agree on (the keys are dotted: each belongs to its own section)."""

@@ -122,6 +122,24 @@ def batched_view_logits(
     yield from flush()
 
 
+def view_outputs(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    indices: list[int],
+    device: torch.device,
+    *,
+    view_batch: int = 10,
+    num_workers: int = 2,
+    accel: Acceleration = Acceleration(),
+) -> Iterator[tuple[int, int, torch.Tensor | Unreadable]]:
+    """``(index, label, outputs (V, ...) | Unreadable)`` of the videos ``indices`` of ``dataset`` (yielding
+    ``(views | Unreadable, label, index)``), in order, decoded by ``num_workers`` DataLoader processes
+    and run through ``model`` (see :func:`batched_view_logits`). What test, predict and extract share."""
+    shard = torch.utils.data.Subset(dataset, indices)
+    loader = torch.utils.data.DataLoader(shard, batch_size=None, shuffle=False, num_workers=num_workers)
+    yield from batched_view_logits(model, loader, view_batch, device, accel)
+
+
 @torch.no_grad()
 def score_videos(
     model: nn.Module,
@@ -141,10 +159,11 @@ def score_videos(
     was_training = model.training
     model.eval()
     size = len(dataset) if not max_videos else min(max_videos, len(dataset))
-    shard = torch.utils.data.Subset(dataset, shard_indices(size, env))
-    loader = torch.utils.data.DataLoader(shard, batch_size=None, shuffle=False, num_workers=num_workers)
     records = []
-    for index, label, logits in batched_view_logits(model, loader, view_batch, env.device, accel):
+    outputs = view_outputs(
+        model, dataset, shard_indices(size, env), env.device, view_batch=view_batch, num_workers=num_workers, accel=accel
+    )
+    for index, label, logits in outputs:
         records.append((index, label, logits if isinstance(logits, Unreadable) else dataset.views_in_label_order(logits.numpy())))
         if progress is not None:
             progress(1)

@@ -20,7 +20,7 @@ from ..data.annotations import VIDEO_EXTENSIONS
 from ..errors import DataError
 from ..table import format_table
 from .auto_acceleration import acceleration_for
-from .checkpoint import clip_spec, describe_model, load_checkpoint, model_from_checkpoint
+from .checkpoint import clip_spec, describe_model, load_checkpoint, model_from_checkpoint, resolve_pretrained
 from .distributed import init_distributed
 from .evaluate import get_protocol, score_videos
 
@@ -76,6 +76,7 @@ def predict(
     fp32; see :mod:`artnet.engine.auto_acceleration`); the same path as ``artnet test``, without labels.
     """
     env = init_distributed(device)
+    checkpoint = str(resolve_pretrained(checkpoint))  # a file, a model folder, or a Hub repository id
     payload = load_checkpoint(checkpoint)
     clip = clip_spec(payload, checkpoint)
     model = model_from_checkpoint(payload, source=checkpoint).to(env.device).eval()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,6 +39,7 @@ class PretrainedCfg:
     paper: dict[str, float]  # Kinetics-400 val top-1 / top-5 (Tables 1 / 2), params and FLOPs where given
     caffemodels: tuple[str, ...]  # released Caffe weights
     prototxt: str | None  # the released deploy definition
+    classes: tuple[str, ...] = ()  # class names of the loaded weights (create_model(pretrained=...)); () when unknown
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,22 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     check_resnet_options(**{key: value for key, value in options.items() if key not in ("depths", "temporal_strides") and value is not None})
 
 
-def create_model(name: str, **options: Any) -> VideoResNet:
-    """Build a named variant. Options: see ``MODEL_OPTIONS``; unknown keywords are an error."""
+def create_model(
+    name: str, pretrained: bool | str | os.PathLike = False, *, checkpoint_path: str | os.PathLike | None = None, **options: Any
+) -> VideoResNet:
+    """Build a named variant. Options: see ``MODEL_OPTIONS``; unknown keywords are an error.
+
+    ``pretrained`` (or ``checkpoint_path``, as timm spells it): a checkpoint file, a model folder
+    (``artnet export --format hf``) or a Hugging Face Hub repository id to load the weights from;
+    options then override the checkpoint's, and a ``num_classes`` other than the weights' gets a new
+    classifier (see :func:`artnet.engine.checkpoint.pretrained_model`). artnet hosts no weights of
+    its own: ``pretrained=True`` needs a ``checkpoint_path``.
+    """
+    source = _pretrained_source(name, pretrained, checkpoint_path)
+    if source is not None:
+        from ..engine.checkpoint import pretrained_model
+
+        return pretrained_model(name, source, **options)
     variant = get_variant(name)
     unknown = set(options) - set(MODEL_OPTIONS)
     if unknown:
@@ -179,6 +195,23 @@ def create_model(name: str, **options: Any) -> VideoResNet:
 
 def _which_model(name: str) -> str:
     return f"{name!r}{_suggest(name, VARIANTS)}; available: {', '.join(VARIANTS)}"
+
+
+def _pretrained_source(
+    name: str, pretrained: bool | str | os.PathLike, checkpoint_path: str | os.PathLike | None
+) -> str | os.PathLike | None:
+    if pretrained is True and checkpoint_path is None:
+        raise ConfigError(
+            f"create_model({name!r}, pretrained=True): artnet hosts no weights; give a checkpoint file, a model folder or "
+            "a Hugging Face Hub repository id (artnet convert makes one from the released Caffe weights)"
+        )
+    if pretrained in (True, False, None):
+        return checkpoint_path
+    if checkpoint_path is not None and os.fspath(checkpoint_path) != os.fspath(pretrained):
+        raise ConfigError(
+            f"create_model({name!r}): pretrained={pretrained!r} and checkpoint_path={checkpoint_path!r} name different weights"
+        )
+    return pretrained
 
 
 def _suggest(word: str, choices) -> str:

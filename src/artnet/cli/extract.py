@@ -1,0 +1,69 @@
+"""``artnet extract INPUT... --checkpoint CKPT --out DIR``: features of every video, one ``.npy`` each, and an index."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "extract",
+        help="features of videos (the classifier's input, or any stage), one .npy per video plus an index",
+        description="For temporal action localisation, retrieval, linear probes: the pooled features of every video, "
+        "per clip or averaged over the video, with the test protocol's clips cut as the checkpoint's model was trained. "
+        "Run it again to resume (videos already written are skipped); torchrun --nproc-per-node N -m artnet extract ... "
+        "shares the videos among processes. Unreadable videos are reported and skipped.",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", help="video files, frame folders, folders of videos, or list files (<path> [<num_frames>] <label>)"
+    )
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint file, model folder or Hugging Face Hub repository id")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the output folder")
+    parser.add_argument(
+        "--stage", default=None, help="a module whose output to pool instead of the classifier's input, e.g. layer3"
+    )
+    parser.add_argument(
+        "--per-clip", action="store_true", help="one row per clip, (clips, D), rather than the video's average (D,)"
+    )
+    parser.add_argument(
+        "--protocol", default="25x1", help="the clips (and crops, averaged) per video: 25x1 (default) | 1clip | 10x3 | 25x10"
+    )
+    parser.add_argument(
+        "--root", default=None, help="list files: the folder their paths are relative to (default: the list's folder)"
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--acceleration", default="auto", help="auto (default) | fp32 | bf16+channels_last ... (as artnet predict)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
+    parser.add_argument("--view-batch", type=int, default=10, help="views per forward pass (default 10)")
+    parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
+    parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.extract import INDEX, extract_features
+
+    result = extract_features(
+        args.inputs,
+        args.checkpoint,
+        args.out,
+        stage=args.stage,
+        per_clip=args.per_clip,
+        protocol=args.protocol,
+        root=args.root,
+        device=args.device,
+        acceleration=args.acceleration,
+        num_workers=args.workers,
+        view_batch=args.view_batch,
+        backend=args.backend,
+        frame_pattern=args.frame_pattern,
+    )
+    if result.is_main:
+        unreadable = f", {len(result.unreadable)} unreadable" if result.unreadable else ""
+        print(
+            f"{result.videos} videos: {result.written} written, {result.skipped} already there{unreadable}"
+            f" -> {result.out / INDEX}"
+        )
+    return 1 if result.unreadable else 0

@@ -1,0 +1,241 @@
+"""Exports for serving without artnet: ONNX and TorchScript, each verified against PyTorch on export.
+
+Both take a batch of clips ``(N, C, T, H, W)`` (any N) named ``clips`` and return ``(N, classes)``
+logits named ``logits``: one forward pass per clip, as :class:`~artnet.models.VideoResNet`; averaging
+the views of a video (the test protocols, the TSN consensus) is the caller's. Each file carries what
+a user needs to feed it and read it: the input contract (:class:`~artnet.data.ClipSpec`), the class
+names and the model (:func:`read_metadata`):
+
+* ONNX: in the model's ``metadata_props`` (``artnet.clip``, ``artnet.classes``, ``artnet.model``:
+  JSON); exported by ``torch.onnx.export`` (the dynamo exporter) with a dynamic batch dimension at
+  a named opset; checked with onnxruntime. Needs the ``onnx`` extra.
+* TorchScript: traced (``torch.jit.trace``: shapes are read at run time, so any batch size runs),
+  the same JSON in the archive's ``extra/artnet.json``; checked with ``torch.jit.load``.
+
+Verification runs the exported file and the PyTorch model on random clips (normalised as real
+ones are) at two batch sizes and requires the largest logit difference to be within
+:data:`TOLERANCE` (scaled by the largest logit when that is above 1); a file that fails is not written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..data.clip import ClipSpec
+from ..errors import CheckpointError
+
+FORMATS = ("hf", "onnx", "torchscript")
+ONNX_OPSET = 18
+TOLERANCE = 1e-4  # fp32 logits
+VERIFY_BATCHES = (1, 2)  # the example is traced at batch 2: batch 1 checks the batch dimension is free
+INPUT_NAME, OUTPUT_NAME = "clips", "logits"
+TORCHSCRIPT_METADATA = "artnet.json"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How close an exported model's logits came to PyTorch's on random clips."""
+
+    runtime: str
+    max_abs_difference: float
+    largest_logit: float
+    batches: tuple[int, ...]
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_difference <= TOLERANCE * max(1.0, self.largest_logit)
+
+    def describe(self) -> str:
+        return (
+            f"verified with {self.runtime}: max |exported - PyTorch| = {self.max_abs_difference:.1e} on batches of "
+            f"{' and '.join(map(str, self.batches))} random clips (largest logit {self.largest_logit:.3g};"
+            f" tolerance {TOLERANCE:g})"
+        )
+
+
+def metadata(model: nn.Module, classes: list[str], clip: ClipSpec) -> dict[str, Any]:
+    """What an exported file says about itself."""
+    return {
+        "artnet_version": __version__,
+        "model": {"name": model.variant, "options": dict(model.options)},
+        "classes": list(classes),
+        "clip": clip.to_dict(),
+        "input": {"name": INPUT_NAME, "shape": ["batch", *clip.input_shape], "layout": "N, C, T, H, W"},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(classes)]},
+    }
+
+
+def export_model(
+    model: nn.Module, classes: list[str], clip: ClipSpec, fmt: str, out: str | Path, *, opset: int = ONNX_OPSET
+) -> Verification:
+    """Write ``model`` (put in fp32 eval mode) as ``fmt`` (``onnx`` or ``torchscript``) to ``out``, verified
+    (the file is only written when it passes); returns the verification."""
+    if fmt not in ("onnx", "torchscript"):
+        raise CheckpointError(f"unknown export format {fmt!r}; choose from onnx, torchscript (hf: artnet.interop.hub)")
+    model = model.float().eval()
+    info = metadata(model, classes, clip)
+    out = Path(out)
+    with _written_if_verified(out) as temporary:
+        if fmt == "onnx":
+            _write_onnx(model, clip, info, temporary, opset)
+            run = onnx_runner(temporary)
+            runtime = f"onnxruntime {_version('onnxruntime')} (opset {opset})"
+        else:
+            _write_torchscript(model, clip, info, temporary)
+            run = torchscript_runner(temporary)
+            runtime = f"torch.jit.load (torch {torch.__version__})"
+        verification = verify(model, run, clip, runtime)
+        if not verification.passed:
+            raise CheckpointError(f"{out}: not written: the exported model differs from PyTorch ({verification.describe()})")
+    return verification
+
+
+def verify(
+    model: nn.Module, run: Callable[[torch.Tensor], np.ndarray], clip: ClipSpec, runtime: str, seed: int = 0
+) -> Verification:
+    """Run ``run`` (the exported model) and ``model`` on random clips of each of :data:`VERIFY_BATCHES`."""
+    from ..engine.auto_acceleration import probe_clips
+
+    difference, largest = 0.0, 0.0
+    for batch in VERIFY_BATCHES:
+        clips = probe_clips(clip, batch=batch, seed=seed + batch)
+        with torch.inference_mode():
+            expected = model(clips).numpy()
+        if not np.isfinite(expected).all():
+            raise CheckpointError(
+                f"cannot verify the export: the PyTorch model's own logits on random clips are not finite ({runtime})"
+            )
+        got = run(clips)
+        if got.shape != expected.shape:
+            raise CheckpointError(
+                f"the exported model returned logits of shape {got.shape} for {batch} clips, expected {expected.shape}"
+            )
+        gap = float(np.abs(got - expected).max())
+        difference = max(difference, gap if np.isfinite(gap) else float("inf"))
+        largest = max(largest, float(np.abs(expected).max()))
+    return Verification(runtime, difference, largest, VERIFY_BATCHES)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata an exported file carries (see :func:`metadata`), for ``.onnx`` and TorchScript files."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        onnx = _require("onnx")
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        if "artnet.clip" not in props:
+            raise CheckpointError(f"{path}: an ONNX model without artnet's metadata")
+        return {key.removeprefix("artnet."): json.loads(value) for key, value in props.items() if key.startswith("artnet.")}
+    files = {TORCHSCRIPT_METADATA: ""}
+    with _quiet():
+        torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    if not files[TORCHSCRIPT_METADATA]:
+        raise CheckpointError(f"{path}: a TorchScript archive without artnet's metadata")
+    return json.loads(files[TORCHSCRIPT_METADATA])
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _write_onnx(model: nn.Module, clip: ClipSpec, info: dict[str, Any], path: Path, opset: int) -> None:
+    _require("onnxscript")  # the dynamo exporter's
+    example = torch.zeros(2, *clip.input_shape)
+    batch = torch.export.Dim("batch")
+    with _quiet(), torch.no_grad():  # no grad: SquarePool runs as plain tensor ops
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+    written = program.model.opset_imports.get("", opset)
+    if written != opset:  # the exporter falls back to its own lowest opset where it cannot convert down
+        raise CheckpointError(f"ONNX opset {opset}: torch {torch.__version__}'s exporter could only write opset {written}; ask for {written} or above")
+    for key, value in info.items():
+        program.model.metadata_props[f"artnet.{key}"] = json.dumps(value)
+    program.model.doc_string = f"artnet {info['model']['name']}: clips (batch, {', '.join(map(str, clip.input_shape))}) -> logits"
+    program.save(str(path), external_data=False)
+
+
+def onnx_runner(path: str | Path) -> Callable[[torch.Tensor], np.ndarray]:
+    """An exported ONNX model as a function of clips, run by onnxruntime on the CPU with torch's thread count."""
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda clips: session.run([OUTPUT_NAME], {INPUT_NAME: clips.numpy()})[0]
+
+
+def _write_torchscript(model: nn.Module, clip: ClipSpec, info: dict[str, Any], path: Path) -> None:
+    example = torch.zeros(2, *clip.input_shape)
+    with _quiet(), torch.no_grad():
+        traced = torch.jit.trace(model, example, check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_METADATA: json.dumps(info)})
+
+
+def torchscript_runner(path: str | Path) -> Callable[[torch.Tensor], np.ndarray]:
+    """An exported TorchScript model as a function of clips."""
+    with _quiet():
+        loaded = torch.jit.load(str(path), map_location="cpu")
+
+    def run(clips: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return loaded(clips).numpy()
+
+    return run
+
+
+@contextlib.contextmanager
+def _written_if_verified(out: Path) -> Iterator[Path]:
+    """A temporary file beside ``out``, renamed to it when the block succeeds, removed otherwise."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporters' chatter: TorchScript's deprecation and tracer warnings (the traced code reads
+    shapes, as it should), onnxscript's notes on constants it does not fold."""
+    logger = logging.getLogger("onnxscript")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _require(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise CheckpointError(f"ONNX export needs {module}: pip install 'artnet[onnx]'") from None
+
+
+def _version(module: str) -> str:
+    return getattr(_require(module), "__version__", "?")

@@ -1,0 +1,107 @@
+"""ONNX and TorchScript exports of every variant: run by onnxruntime and torch.jit.load, the same logits as PyTorch."""
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+from artnet import create_model
+from artnet.cli import main
+from artnet.data import ClipSpec
+from artnet.engine.auto_acceleration import probe_clips
+from artnet.engine.checkpoint import model_payload, save_checkpoint
+from artnet.errors import CheckpointError
+from artnet.interop.export import TOLERANCE, export_model, read_metadata
+from artnet.models import list_models
+
+from ..conftest import calibrated_model
+
+CLIP = ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32)
+CLASSES = ["walk", "run", "jump", "swim", "climb"]
+
+
+def small_model(name: str, clip: ClipSpec = CLIP, **options) -> torch.nn.Module:
+    return calibrated_model(name, clip, len(CLASSES), width_mult=0.125, **options)
+
+
+def run_onnx(path, clips: torch.Tensor) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"clips": clips.numpy()})[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_every_variant_exports_to_onnx_and_torchscript_with_the_same_logits(name, tmp_path):
+    model = small_model(name)
+    # Clips the BN statistics were calibrated on (a random clip can drive stacked relation blocks' squares far
+    # out of range), at a batch size neither export was traced or verified at.
+    clips = probe_clips(CLIP, batch=3, seed=1)
+    with torch.inference_mode():
+        expected = model(clips).numpy()
+    assert 1e-3 < np.abs(expected).max() < 1e3
+
+    verification = export_model(model, CLASSES, CLIP, "onnx", tmp_path / "model.onnx")
+    assert verification.passed and verification.max_abs_difference <= TOLERANCE
+    assert np.abs(run_onnx(tmp_path / "model.onnx", clips) - expected).max() <= TOLERANCE
+
+    export_model(model, CLASSES, CLIP, "torchscript", tmp_path / "model.pt")
+    loaded = torch.jit.load(str(tmp_path / "model.pt"))
+    with torch.inference_mode():
+        assert np.abs(loaded(clips).numpy() - expected).max() <= TOLERANCE
+        assert loaded(clips[:1]).shape == (1, len(CLASSES))
+
+
+def test_cli_exports_a_checkpoint_with_its_input_contract_at_a_named_opset(tmp_path, capsys):
+    clip = CLIP.replace(normalization="kinetics")
+    model = small_model("c3d_r18", clip, depths=[1, 1, 1, 1])
+    checkpoint = save_checkpoint(tmp_path / "model.pt", model_payload(model, CLASSES, clip))
+    onnx_path, torchscript_path = tmp_path / "c3d.onnx", tmp_path / "c3d.ts"
+
+    assert main(["export", str(checkpoint), "--format", "onnx", "--opset", "20", "--out", str(onnx_path)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "verified with onnxruntime" in printed
+        and "(opset 20): max |exported - PyTorch| = " in printed
+        and f"wrote {onnx_path}" in printed
+    )
+    proto = onnx.load(str(onnx_path))
+    assert [(o.domain, o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [("", 20)]
+    (clips_input,) = proto.graph.input
+    dims = clips_input.type.tensor_type.shape.dim
+    assert clips_input.name == "clips" and dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 8, 32, 32]
+    assert proto.graph.output[0].name == "logits"
+
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(torchscript_path)]) == 0
+    assert "verified with torch.jit.load" in capsys.readouterr().out
+    for path in (onnx_path, torchscript_path):
+        info = read_metadata(path)
+        assert ClipSpec.from_dict(info["clip"]) == clip and info["classes"] == CLASSES
+        assert info["model"] == {"name": "c3d_r18", "options": dict(model.options)}
+
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(tmp_path / "x.pt"), "--opset", "17"]) == 2
+    assert "--opset is an option of --format onnx" in capsys.readouterr().err
+
+
+def test_an_opset_the_exporter_cannot_write_is_refused(tmp_path):
+    model = small_model("c2d_r18", depths=[1, 1, 1, 1])
+    with pytest.raises(CheckpointError, match="ONNX opset 11: .* could only write opset 18; ask for 18 or above"):
+        export_model(model, CLASSES, CLIP, "onnx", tmp_path / "old.onnx", opset=11)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_flow_models_export_with_two_input_channels(tmp_path):
+    clip = CLIP.replace(normalization="flow")
+    model = small_model("artnet_r18_d", clip, depths=[1, 1, 1, 1])
+    export_model(model, CLASSES, clip, "torchscript", tmp_path / "flow.pt")
+    assert ClipSpec.from_dict(read_metadata(tmp_path / "flow.pt")["clip"]).channels == 2
+    with torch.inference_mode():
+        assert torch.jit.load(str(tmp_path / "flow.pt"))(probe_clips(clip, batch=1)).shape == (1, len(CLASSES))
+
+
+def test_an_export_that_cannot_be_checked_is_not_written(tmp_path):
+    """A network with fresh BN statistics gives infinite logits on real-scale clips: nothing to compare."""
+    model = create_model("artnet_r18_d", width_mult=0.125, num_classes=5).eval()
+    with pytest.raises(CheckpointError, match="not finite"):
+        export_model(model, CLASSES, CLIP, "torchscript", tmp_path / "model.pt")
+    assert list(tmp_path.iterdir()) == []
