@@ -13,7 +13,7 @@ import sys
 
 from ..errors import ArtnetError
 
-COMMAND_MODULES = ("info", "demo", "synthetic", "prepare", "check_data", "train", "test", "predict", "convert")
+COMMAND_MODULES = ("info", "demo", "synthetic", "prepare", "check_data", "train", "test", "predict", "explain", "serve", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:

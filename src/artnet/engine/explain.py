@@ -1,0 +1,201 @@
+"""``artnet explain``: where a prediction comes from, per SMART branch, over space and time.
+
+Grad-CAM (Selvaraju et al. 2017, captum's ``LayerGradCam``) of the class score with respect to
+the two branch outputs of one SMART block, the tensors its ``1x1x1`` reduction fuses: the
+appearance branch ``a = ReLU(BN(conv_1xkxk(x)))`` and the relation branch
+``z = ReLU(BN(pool(square(BN(conv_txkxk(x))))))``. Each map is ``ReLU(sum_c w_c A_c)``, the
+activations ``A`` weighted by their gradient averaged over time and space, at the branch's own
+resolution ``(T', H', W')``. Both are taken at the reduction's *input*, after the ReLU that
+precedes it, so the activations are what the block really fuses (the BN outputs would count the
+negative responses the ReLU removes). A block without SMART gets one map: its output's.
+
+Blocks are named as in the paper (``conv1``; ``conv{stage}_{block}``, stage 2-5, block from 1:
+``conv4_2`` is the second basic block of conv4_x), or as the released prototxts name them
+(``res4b``). In ARTNet-ResNet18 (d), a block's SMART is its second convolution. By default: the
+deepest block holding a SMART (the last one otherwise), as Grad-CAM usually takes the last
+convolutional features; its maps are coarse in time (conv4_x sees a 16-frame clip as 2 steps).
+
+    explanation = explain("video.mp4", "final.pt", block="conv3_2")
+    explanation.maps["relation"]              # (T', H', W') raw Grad-CAM
+    explanation.upsampled("relation")         # (T, H, W) on the clip the model saw, max 1
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from string import ascii_lowercase
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import sampling
+from ..data.windows import VideoWindows
+from ..data.transforms import normalize
+from ..errors import ConfigError, DataError
+from ..models.smart import SMART
+from .checkpoint import clip_spec, load_checkpoint, model_from_checkpoint
+from .distributed import init_distributed
+
+BRANCHES = ("appearance", "relation")
+_CAFFE_BLOCK = re.compile(r"res([2-5])([a-z])$")
+
+
+@dataclass
+class Explanation:
+    """The maps of one clip of a video for one class."""
+
+    video: str
+    block: str  # the paper's name: conv4_2
+    module: str  # where in the model: layer3.1.conv_b
+    label: str  # the class the maps explain
+    score: float  # its softmax probability on this clip
+    predicted: str  # the clip's top-1 class
+    frame_indices: np.ndarray  # (T,): the frames of the clip
+    frames: np.ndarray  # uint8 (T, H, W, 3): the centre crops the model saw
+    maps: dict[str, np.ndarray]  # "appearance" / "relation" (or "output"): raw Grad-CAM (T', H', W')
+
+    def upsampled(self, name: str) -> np.ndarray:
+        """A map trilinearly resized to the clip, ``(T, H, W)``, scaled to a maximum of 1 (all zeros stay zeros)."""
+        from captum.attr import LayerAttribution
+
+        raw = torch.from_numpy(self.maps[name])[None, None]
+        full = LayerAttribution.interpolate(raw, self.frames.shape[:3], interpolate_mode="trilinear")[0, 0].clamp_(min=0)
+        peak = float(full.max())
+        return (full / peak if peak > 0 else full).numpy()
+
+    def to_dict(self) -> dict:
+        return {
+            "video": self.video,
+            "block": self.block,
+            "module": self.module,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "predicted": self.predicted,
+            "frame_indices": self.frame_indices.tolist(),
+            "maps": {name: {"shape": list(m.shape), "values": np.round(m, 6).tolist()} for name, m in self.maps.items()},
+        }
+
+
+def named_blocks(model: nn.Module) -> dict[str, nn.Module]:
+    """``conv1`` (the stem) and every basic block ``conv{stage}_{block}``, in network order."""
+    blocks = {"conv1": model.stem}
+    for stage, layer in enumerate((model.layer1, model.layer2, model.layer3, model.layer4), start=2):
+        for index, block in enumerate(layer, start=1):
+            blocks[f"conv{stage}_{index}"] = block
+    return blocks
+
+
+def smart_of(block: nn.Module) -> SMART | None:
+    """The SMART module of a block (the last, should a block hold two), or None."""
+    found = [m for m in block.modules() if isinstance(m, SMART)]
+    return found[-1] if found else None
+
+
+def resolve_block(model: nn.Module, name: str | None) -> str:
+    """The paper's name of the block ``name`` designates (``conv4_2``, ``res4b``); None: the default."""
+    blocks = named_blocks(model)
+    if name is None:
+        with_smart = [n for n, block in blocks.items() if smart_of(block) is not None]
+        return (with_smart or list(blocks))[-1]
+    caffe = _CAFFE_BLOCK.match(name)
+    if caffe:
+        name = f"conv{caffe.group(1)}_{ascii_lowercase.index(caffe.group(2)) + 1}"
+    if name not in blocks:
+        raise ConfigError(f"no block {name!r} in this model; blocks: {', '.join(blocks)} (or the prototxt's res2a ...)")
+    return name
+
+
+class Explainer:
+    """A checkpoint's model in fp32 (gradients, exact maps), ready to explain clips of videos."""
+
+    def __init__(self, checkpoint: str | Path, *, device: str = "auto"):
+        self.checkpoint = str(checkpoint)
+        payload = load_checkpoint(checkpoint)
+        self.clip = clip_spec(payload, self.checkpoint)
+        self.classes = list(payload["classes"])
+        self.device = init_distributed(device).device
+        self.model = model_from_checkpoint(payload, source=self.checkpoint).to(self.device).eval()
+
+    def explain(
+        self,
+        video: str | Path,
+        *,
+        block: str | None = None,
+        label: str | None = None,
+        start: int | None = None,
+        backend: str = "auto",
+        frame_pattern: str | None = None,
+    ) -> Explanation:
+        """Maps of ``block`` (default: the deepest SMART block) for class ``label`` (default: the
+        clip's top-1) on the clip starting at frame ``start`` (default: the centre clip, as the
+        ``1clip`` protocol), centre crop."""
+        try:
+            from captum.attr import LayerGradCam
+        except ImportError:
+            raise ConfigError("artnet explain needs captum: pip install 'artnet[explain]'") from None
+        block = resolve_block(self.model, block)
+        windows = VideoWindows(video, self.clip, step=1, backend=backend, frame_pattern=frame_pattern, normalize=False)
+        if start is None:
+            start = int(sampling.test_clips(windows.num_frames, 1, self.clip.clip_len, self.clip.frame_stride)[0, 0])
+        elif not 0 <= start < len(windows):
+            raise DataError(f"{video}: a clip starts at frame 0 to {len(windows) - 1}, not {start} ({windows.num_frames} frames)")
+        ((crops, _, _),) = list(windows.select([start]))
+        clip = normalize(crops, self.clip.normalization).to(self.device)
+
+        with torch.no_grad():
+            probabilities = self.model(clip).float().softmax(dim=1)[0].cpu()
+        target = int(probabilities.argmax()) if label is None else self._class_index(label)
+
+        module = named_blocks(self.model)[block]
+        smart = smart_of(module)
+        if smart is None:  # the plain map of the block's output
+            layer, to_input, names = module, False, ("output",)
+        elif smart.reduce is None:  # relation-only and no reduction: the block's output is the relation branch
+            layer, to_input, names = smart, False, ("relation",)
+        else:  # the branch outputs, as the reduction reads them
+            layer, to_input, names = smart.reduce, True, BRANCHES if smart.appearance is not None else ("relation",)
+        maps = LayerGradCam(self.model, layer).attribute(clip, target=target, attribute_to_layer_input=to_input, relu_attributions=True)
+        maps = maps if isinstance(maps, tuple) else (maps,)
+        return Explanation(
+            video=str(video),
+            block=block,
+            module=_module_name(self.model, layer),
+            label=self.classes[target],
+            score=float(probabilities[target]),
+            predicted=self.classes[int(probabilities.argmax())],
+            frame_indices=windows.frames(start).copy(),
+            frames=crops[0].numpy(),
+            maps={name: m[0, 0].detach().float().cpu().numpy() for name, m in zip(names, maps)},
+        )
+
+    def _class_index(self, label: str) -> int:
+        if label in self.classes:
+            return self.classes.index(label)
+        import difflib
+
+        close = difflib.get_close_matches(label, self.classes, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{self.checkpoint}: no class {label!r}{hint}; the model knows {len(self.classes)} classes")
+
+
+def explain(video: str | Path, checkpoint: str | Path, *, device: str = "auto", **options) -> Explanation:
+    """Maps of one clip of ``video`` (see :meth:`Explainer.explain` for ``options``)."""
+    return Explainer(checkpoint, device=device).explain(video, **options)
+
+
+def mass_inside(heatmap: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """``(share of the map's mass inside the mask, the mask's share of the volume)``: a map that
+    ignores where the object is scores the same as the mask's share; one on the object, more.
+    ``mask`` is a coverage in [0, 1] of the map's shape."""
+    if heatmap.shape != mask.shape:
+        raise ValueError(f"map {heatmap.shape} and mask {mask.shape} differ in shape")
+    total = float(heatmap.sum())
+    inside = float((heatmap * mask).sum()) / total if total > 0 else float("nan")
+    return inside, float(mask.mean())
+
+
+def _module_name(model: nn.Module, module: nn.Module) -> str:
+    return next(name for name, m in model.named_modules() if m is module)
