@@ -1,4 +1,5 @@
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,38 @@ def _private_cache(tmp_path_factory):
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    run_dir: Path
+    dataset: "SyntheticDataset"  # noqa: F821 (artnet.data.synthetic, imported when the fixture runs)
+
+
+# A small ARTNet trained until it names the built-in dataset's classes on most test clips: what the
+# tests of the maps, the web page and the load take. The sizes are the demo's, shrunk to run in a minute or so.
+TRAINED_DATASET = dict(seed=0, clips_per_class=16, num_frames=20, height=48, width=64)
+TRAINED_RECIPE = [
+    "model.depths=[2,2,2,2]",
+    "data.clip.frame_size=[48,64]",
+    "data.clip.crop_size=40",
+    "solver.max_iter=400",
+    "solver.lr_steps=[300]",
+    "solver.base_lr=0.1",
+    "solver.warmup_iters=30",
+    "solver.batch_size=16",
+    "train.checkpoint_interval=400",
+    "train.log_interval=100",
+]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    from artnet.data.synthetic import generate
+
+    from .engine.conftest import TINY_CONFIG, cli, tiny_overrides
+
+    dataset = generate(tmp_path_factory.mktemp("trained_data"), workers=1, **TRAINED_DATASET)
+    run_dir = tmp_path_factory.mktemp("trained_run")
+    cli("train", TINY_CONFIG, *tiny_overrides(dataset, run_dir, *TRAINED_RECIPE), timeout=900)
+    return TrainedRun(run_dir, dataset)

@@ -96,21 +96,25 @@ def explanation_video(explanation: Explanation, path: str | os.PathLike, fps: fl
     return os.fspath(path)
 
 
-def timeline_plot(timeline: Timeline, path: str | os.PathLike | IO[bytes], top: int = 5):
-    """A PNG (to a path or a binary file): each class's probability over the video; the ``top``
-    classes that peak highest named. Returns ``path``."""
+def timeline_plot(timeline: Timeline, path: str | os.PathLike | IO[bytes], top: int = 10):
+    """A PNG (to a path or a binary file): each class's probability over the video. The classes that
+    are top-1 in some window are named and coloured (the ``top`` that are so in most windows, in
+    order of their first appearance); the others are grey. Returns ``path``."""
     plt = _pyplot()
     centres = timeline.frames.mean(axis=1)
     seconds = timeline.seconds(centres)
     x, unit = (centres, "frame") if seconds is None else (seconds, "seconds")
-    peaks = timeline.probabilities.max(axis=0)
-    named = np.argsort(-peaks, kind="stable")[:top]
+    winners = timeline.probabilities.argmax(axis=1)
+    wins = np.bincount(winners, minlength=len(timeline.classes))
+    named = [k for k in np.argsort(-wins, kind="stable")[:top] if wins[k]]
+    named.sort(key=lambda k: int(np.argmax(winners == k)))
+    colours = plt.get_cmap("tab10" if len(named) <= 10 else "tab20")
     fig, axis = plt.subplots(figsize=(8, 3.2))
     for k in range(len(timeline.classes)):
         if k not in named:
             axis.plot(x, timeline.probabilities[:, k], color="0.8", linewidth=0.8)
-    for k in named:
-        axis.plot(x, timeline.probabilities[:, k], linewidth=1.8, marker="o" if len(x) < 40 else None, markersize=3, label=timeline.classes[k])
+    for i, k in enumerate(named):
+        axis.plot(x, timeline.probabilities[:, k], color=colours(i), linewidth=1.8, marker="o" if len(x) < 40 else None, markersize=3, label=timeline.classes[k])
     axis.set_xlabel(f"{unit} (window centre)")
     axis.set_ylabel("probability")
     axis.set_ylim(-0.02, 1.02)

@@ -153,6 +153,16 @@ class SyntheticDataset:
         name = self.classes[label].partner
         return None if name is None else self.label(name)
 
+    def object_mask(self, video: str | os.PathLike) -> np.ndarray:
+        """Where the class's object is in one of the videos, frame for frame: float32 ``(T, H, W)``
+        coverage (:func:`render_mask`), at the generated size."""
+        path = Path(video)
+        name, _, index = path.stem.rpartition("_")
+        if path.parent.name != name or not index.isdigit() or not any(cls.name == name for cls in self.classes):
+            raise DataError(f"{video}: not a video of this dataset (<Class>/<Class>_<index>.mp4)")
+        p = self.params
+        return render_mask(name, p.seed, int(index), p.num_frames, p.height, p.width)
+
     def clips(self, split: str) -> list[tuple[Path, int]]:
         """(video path, 0-based label) of the "train" or "test" split, in list order."""
         count = {"train": self.params.clips_per_class - self.params.num_test, "test": self.params.num_test}[split]

@@ -30,10 +30,12 @@ from string import ascii_lowercase
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..data import sampling
+from ..data.clip import ClipSpec
+from ..data.transforms import apply_crop, center_crop, normalize
 from ..data.windows import VideoWindows
-from ..data.transforms import normalize
 from ..errors import ConfigError, DataError
 from ..models.smart import SMART
 from .checkpoint import clip_spec, load_checkpoint, model_from_checkpoint
@@ -184,6 +186,27 @@ class Explainer:
 def explain(video: str | Path, checkpoint: str | Path, *, device: str = "auto", **options) -> Explanation:
     """Maps of one clip of ``video`` (see :meth:`Explainer.explain` for ``options``)."""
     return Explainer(checkpoint, device=device).explain(video, **options)
+
+
+def as_seen(maps: np.ndarray, clip: ClipSpec) -> np.ndarray:
+    """Float ``(T, H, W)`` maps over a video's frames at their stored size, as the model sees those
+    frames: resized to ``clip.frame_size`` (bilinear, as the decoder), centre crop (as the windows)."""
+    resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(maps, np.float32))[:, None], size=clip.frame_size, mode="bilinear", align_corners=False)
+    crop = center_crop(*clip.frame_size, clip.crop_size)
+    return apply_crop(resized[:, 0, :, :, None], crop, clip.crop_size)[..., 0].numpy()
+
+
+def mass_on_object(explanation: Explanation, object_mask: np.ndarray, clip: ClipSpec) -> dict[str, tuple[float, float]]:
+    """For each map, :func:`mass_inside` the object's mask, at the map's own resolution: the mask
+    (``object_mask``: the object's coverage over the whole video at its stored size, e.g.
+    :meth:`~artnet.data.synthetic.SyntheticDataset.object_mask`) is cut as the clip was and averaged
+    over each cell of the map, rather than the map blown up to detail it does not have."""
+    seen = torch.from_numpy(as_seen(object_mask[explanation.frame_indices], clip))[None, None]
+    shares = {}
+    for name, heatmap in explanation.maps.items():
+        coverage = F.adaptive_avg_pool3d(seen, heatmap.shape)[0, 0].numpy()
+        shares[name] = mass_inside(heatmap, coverage)
+    return shares
 
 
 def mass_inside(heatmap: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
