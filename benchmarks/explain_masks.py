@@ -17,7 +17,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,46 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
 from artnet.data import synthetic  # noqa: E402
-from artnet.engine.explain import Explainer, mass_on_object, named_blocks, smart_of  # noqa: E402
+from artnet.engine.explain import Explainer, named_blocks, object_mass, smart_of  # noqa: E402
 from artnet.machine import cpu_name  # noqa: E402
 from artnet.table import format_table  # noqa: E402
-
-
-@dataclass
-class Shares:
-    """Per-video shares of one map kind on one kind of class."""
-
-    inside: list[float] = field(default_factory=list)  # share of the map's mass on the object
-    mask: list[float] = field(default_factory=list)  # the object's share of the clip
-    empty: int = 0  # maps that were zero everywhere
-
-    def add(self, inside: float, mask: float) -> None:
-        if np.isnan(inside):
-            self.empty += 1
-        else:
-            self.inside.append(inside)
-            self.mask.append(mask)
-
-    @property
-    def share(self) -> float:
-        return float(np.mean(self.inside)) if self.inside else float("nan")
-
-    @property
-    def lift(self) -> float:
-        return self.share / float(np.mean(self.mask)) if self.inside else float("nan")
-
-
-def measure(explainer: Explainer, dataset: synthetic.SyntheticDataset, videos: list[tuple[Path, int]], blocks: list[str]) -> dict:
-    """``{(block, class kind, map): Shares}`` over ``videos`` ((path, label) pairs), each explained for its own class."""
-    found: dict[tuple[str, str, str], Shares] = {}
-    for path, label in videos:
-        cls = dataset.classes[label]
-        mask = dataset.object_mask(path)
-        for block in blocks:
-            explanation = explainer.explain(path, block=block, label=cls.name)
-            for name, (inside, share) in mass_on_object(explanation, mask, explainer.clip).items():
-                found.setdefault((block, cls.kind, name), Shares()).add(inside, share)
-    return found
 
 
 def smart_blocks(explainer: Explainer) -> list[str]:
@@ -81,7 +43,16 @@ def table(found: dict, blocks: list[str]) -> str:
             row += [f"{a.share:.2f} ({a.lift:.1f}x)", f"{b.share:.2f} ({b.lift:.1f}x)", f"{np.mean(a.mask + b.mask):.2f}"]
         row.append(sum(s.empty for (b, _, _), s in found.items() if b == block))
         rows.append(row)
-    headers = ("block", "temporal: relation map", "temporal: appearance map", "temporal: mask", "appearance: appearance map", "appearance: relation map", "appearance: mask", "empty maps")
+    headers = (
+        "block",
+        "temporal: relation map",
+        "temporal: appearance map",
+        "temporal: mask",
+        "appearance: appearance map",
+        "appearance: relation map",
+        "appearance: mask",
+        "empty maps",
+    )
     return format_table(headers, rows)
 
 
@@ -101,8 +72,11 @@ def main() -> None:
     blocks = args.blocks or smart_blocks(explainer)
     videos = dataset.clips("test")[:: args.every]
     started = time.perf_counter()
-    found = measure(explainer, dataset, videos, blocks)
-    print(f"{len(videos)} test videos of {args.data}, {args.checkpoint}; {time.perf_counter() - started:.0f} s on {cpu_name()}, {os.cpu_count()} CPUs")
+    found = object_mass(explainer, dataset, videos, blocks)
+    print(
+        f"{len(videos)} test videos of {args.data}, {args.checkpoint};"
+        f" {time.perf_counter() - started:.0f} s on {cpu_name()}, {os.cpu_count()} CPUs"
+    )
     print("share of the map's mass on the object (lift: that share over the mask's share of the clip)")
     print(table(found, blocks))
 

@@ -47,7 +47,15 @@ class LoadResult:
         ms = sorted(1000 * t for t in self.latencies)
         p50 = statistics.median(ms) if ms else float("nan")
         p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))] if ms else float("nan")
-        return [self.clients, self.requests, f"{len(self.latencies) / self.seconds:.2f}", f"{p50:.0f}", f"{p95:.0f}", self.busy, len(self.failures)]
+        return [
+            self.clients,
+            self.requests,
+            f"{len(self.latencies) / self.seconds:.2f}",
+            f"{p50:.0f}",
+            f"{p95:.0f}",
+            self.busy,
+            len(self.failures),
+        ]
 
 
 HEADERS = ("clients", "requests", "answered / s", "p50 ms", "p95 ms", "503 (queue full)", "failed")
@@ -134,7 +142,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    print(f"artnet serve on loopback, queue {args.queue}, {Path(args.video).name}, {args.seconds:g} s per row; {cpu_name()}, {os.cpu_count()} CPUs")
+    print(
+        f"artnet serve on loopback, queue {args.queue}, {Path(args.video).name}, {args.seconds:g} s per row;"
+        f" {cpu_name()}, {os.cpu_count()} CPUs"
+    )
     print(format_table(HEADERS, [r.row() for r in results]))
     for result in results:
         for failure in result.failures[:3]:

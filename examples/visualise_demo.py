@@ -33,7 +33,12 @@ SEQUENCE = ("Rising", "Striped", "CycleRGB", "Approaching", "Dotted", "Falling",
 
 
 def artnet(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "artnet", *map(str, args)], env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "artnet", *map(str, args)],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+    )
     if result.returncode:
         raise SystemExit(f"artnet {' '.join(map(str, args))} failed:\n{result.stderr[-2000:]}")
     print(f"$ artnet {' '.join(map(str, args))}\n{result.stdout.strip()}")
@@ -46,6 +51,7 @@ def test_clip(dataset, name: str, which: int = 0) -> Path:
 
 def sequence_video(dataset, out: Path) -> Path:
     """Eight test clips of different classes, one after the other, at the generated size and rate."""
+
     def frames():
         for name in SEQUENCE:
             with open_video(test_clip(dataset, name, 1), size=None) as reader:
@@ -94,7 +100,9 @@ def screenshot_page(checkpoint: Path, video: Path, out: Path) -> None:
         browser.find_element(By.ID, "test-source").send_keys(str(video))
         browser.execute_script(DROP)
         wait.until(lambda b: b.find_element(By.ID, "result").is_displayed())
-        wait.until(lambda b: b.execute_script("return ['timeline', 'maps'].every(id => document.getElementById(id).naturalWidth > 0)"))
+        wait.until(
+            lambda b: b.execute_script("return ['timeline', 'maps'].every(id => document.getElementById(id).naturalWidth > 0)")
+        )
         browser.save_screenshot(str(out))
         print(f"page: {browser.find_element(By.ID, 'status').text}")
     finally:
@@ -121,12 +129,28 @@ def main() -> None:
     block = ("--block", args.block) if args.block else ()
 
     for name in ("Rising", "Striped"):
-        artnet("explain", test_clip(dataset, name), "--checkpoint", args.checkpoint, *block, "--out", out / f"explain_{name.lower()}")
+        artnet(
+            "explain", test_clip(dataset, name), "--checkpoint", args.checkpoint, *block, "--out", out / f"explain_{name.lower()}"
+        )
 
     with tempfile.TemporaryDirectory() as work:
         video = sequence_video(dataset, Path(work) / "sequence.mp4")
         annotated = Path(work) / "annotated.mp4"
-        artnet("predict", video, "--checkpoint", args.checkpoint, "--timeline", "--stride", "4", "--topk", "1", "--plot", out / "timeline.png", "--annotate", annotated)
+        artnet(
+            "predict",
+            video,
+            "--checkpoint",
+            args.checkpoint,
+            "--timeline",
+            "--stride",
+            "4",
+            "--topk",
+            "1",
+            "--plot",
+            out / "timeline.png",
+            "--annotate",
+            annotated,
+        )
         with open_video(annotated, size=None) as reader:
             stills = reader.read(np.arange(8, reader.num_frames, 32))  # one frame of each clip
         from PIL import Image

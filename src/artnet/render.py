@@ -59,7 +59,9 @@ def contact_sheet(explanation: Explanation, path: str | os.PathLike | IO[bytes],
     plt = _pyplot("explain")
     rows = explanation_rows(explanation)
     frames = len(explanation.frames)
-    fig, axes = plt.subplots(len(rows), frames, figsize=(frame_inches * frames + 1.1, frame_inches * len(rows) + 0.45), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), frames, figsize=(frame_inches * frames + 1.1, frame_inches * len(rows) + 0.45), squeeze=False
+    )
     for axis_row, (title, images) in zip(axes, rows.items()):
         for column, (axis, image) in enumerate(zip(axis_row, images)):
             axis.imshow(image, interpolation="nearest")
@@ -74,10 +76,18 @@ def contact_sheet(explanation: Explanation, path: str | os.PathLike | IO[bytes],
     first, last = explanation.frame_indices[0], explanation.frame_indices[-1]
     fig.suptitle(
         f"{os.path.basename(explanation.video)}: {explanation.label} ({explanation.score:.2f}) at {explanation.block},"
-        f" frames {first}-{last}" + ("" if explanation.predicted == explanation.label else f"; predicted {explanation.predicted}"),
+        f" frames {first}-{last}"
+        + ("" if explanation.predicted == explanation.label else f"; predicted {explanation.predicted}"),
         fontsize=9,
     )
-    fig.subplots_adjust(left=1.1 / fig.get_figwidth(), right=0.995, top=1 - 0.3 / fig.get_figheight(), bottom=0.15 / fig.get_figheight() + 0.02, wspace=0.04, hspace=0.06)
+    fig.subplots_adjust(
+        left=1.1 / fig.get_figwidth(),
+        right=0.995,
+        top=1 - 0.3 / fig.get_figheight(),
+        bottom=0.15 / fig.get_figheight() + 0.02,
+        wspace=0.04,
+        hspace=0.06,
+    )
     fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
     return path
@@ -114,7 +124,15 @@ def timeline_plot(timeline: Timeline, path: str | os.PathLike | IO[bytes], top: 
         if k not in named:
             axis.plot(x, timeline.probabilities[:, k], color="0.8", linewidth=0.8)
     for i, k in enumerate(named):
-        axis.plot(x, timeline.probabilities[:, k], color=colours(i), linewidth=1.8, marker="o" if len(x) < 40 else None, markersize=3, label=timeline.classes[k])
+        axis.plot(
+            x,
+            timeline.probabilities[:, k],
+            color=colours(i),
+            linewidth=1.8,
+            marker="o" if len(x) < 40 else None,
+            markersize=3,
+            label=timeline.classes[k],
+        )
     axis.set_xlabel(f"{unit} (window centre)")
     axis.set_ylabel("probability")
     axis.set_ylim(-0.02, 1.02)
@@ -128,7 +146,9 @@ def timeline_plot(timeline: Timeline, path: str | os.PathLike | IO[bytes], top: 
     return path
 
 
-def annotate_video(timeline: Timeline, path: str | os.PathLike, *, backend: str = "auto", frame_pattern: str | None = None) -> int:
+def annotate_video(
+    timeline: Timeline, path: str | os.PathLike, *, backend: str = "auto", frame_pattern: str | None = None
+) -> int:
     """The video again, at its own size and frame rate (25 fps for a frame folder), with the top
     class and score of the window nearest each frame drawn on it; no audio. Streams: one frame in
     memory at a time. Returns the frame count."""
@@ -151,7 +171,9 @@ def caption(frame: np.ndarray, text: str) -> np.ndarray:
     image = Image.fromarray(frame)
     size = max(9, min(image.size) // 12)
     font = ImageFont.load_default(size=size)
-    ImageDraw.Draw(image).text((size // 3, size // 4), text, font=font, fill="white", stroke_width=max(1, size // 8), stroke_fill="black")
+    ImageDraw.Draw(image).text(
+        (size // 3, size // 4), text, font=font, fill="white", stroke_width=max(1, size // 8), stroke_fill="black"
+    )
     return np.asarray(image)
 
 

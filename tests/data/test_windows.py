@@ -34,7 +34,9 @@ def test_iter_frames_from_a_later_frame_gives_that_frame_and_every_one_after(vid
     with open_video(videos[name], size=(48, 64)) as reader:
         frames = np.stack(list(reader.iter_frames(start=start)))
         assert np.array_equal(frames, reader.read(np.arange(start, reader.num_frames)))
-        assert np.abs(np.array(frame_levels(frames)) - np.arange(start, reader.num_frames)).max() <= 1  # MPEG-4 rounds some levels
+        assert (
+            np.abs(np.array(frame_levels(frames)) - np.arange(start, reader.num_frames)).max() <= 1
+        )  # MPEG-4 rounds some levels
 
 
 def test_frame_rate_is_the_containers_and_none_for_frame_folders(videos):

@@ -79,7 +79,9 @@ def test_the_maps_are_grad_cam_of_the_branch_outputs_after_their_relu(synthetic,
     explanation = explainer.explain(video, block="conv3_2", label="class3")
     assert (explanation.block, explanation.module, explanation.label) == ("conv3_2", "layer2.1.conv_b.reduce", "class3")
     assert list(explanation.maps) == ["appearance", "relation"]
-    assert explanation.frames.shape == (8, 32, 32, 3) and explanation.frame_indices.tolist() == list(range(6, 14))  # the centre clip of 20
+    assert explanation.frames.shape == (8, 32, 32, 3) and explanation.frame_indices.tolist() == list(
+        range(6, 14)
+    )  # the centre clip of 20
 
     model = explainer.model
     clip = torch.from_numpy(explanation.frames)[None]
@@ -95,7 +97,9 @@ def test_the_maps_are_grad_cam_of_the_branch_outputs_after_their_relu(synthetic,
     # the in-place ReLU changes): another map, with the negative responses the block never fuses.
     from captum.attr import LayerGradCam
 
-    before_relu = LayerGradCam(model, smart.appearance_bn).attribute(clip, target=3, relu_attributions=True)[0, 0].detach().numpy()
+    before_relu = (
+        LayerGradCam(model, smart.appearance_bn).attribute(clip, target=3, relu_attributions=True)[0, 0].detach().numpy()
+    )
     assert not np.allclose(before_relu, appearance, rtol=1e-2)
 
     full = explanation.upsampled("relation")
@@ -104,16 +108,24 @@ def test_the_maps_are_grad_cam_of_the_branch_outputs_after_their_relu(synthetic,
 
 @pytest.mark.parametrize(
     "name, options, maps",
-    [("c3d_r18", {}, ["output"]), ("relation_r18_d", {"relation_channels": "wide"}, ["relation"]), ("relation_r18_d", {}, ["relation"])],
+    [
+        ("c3d_r18", {}, ["output"]),
+        ("relation_r18_d", {"relation_channels": "wide"}, ["relation"]),
+        ("relation_r18_d", {}, ["relation"]),
+    ],
 )
 def test_models_without_both_branches_get_the_maps_they_have(synthetic, tmp_path, name, options, maps):
-    explanation = Explainer(checkpoint(tmp_path, name, **options), device="cpu").explain(synthetic.clips("test")[0][0], block="conv3_1")
+    explanation = Explainer(checkpoint(tmp_path, name, **options), device="cpu").explain(
+        synthetic.clips("test")[0][0], block="conv3_1"
+    )
     assert list(explanation.maps) == maps and explanation.maps[maps[0]].ndim == 3
 
 
 def test_explain_the_command_writes_the_contact_sheet_and_the_video(synthetic, artnet_checkpoint, tmp_path):
     video = synthetic.clips("test")[6][0]
-    result = cli("explain", video, "--checkpoint", artnet_checkpoint, "--block", "res3b", "--out", tmp_path / "sheet", "--device", "cpu")
+    result = cli(
+        "explain", video, "--checkpoint", artnet_checkpoint, "--block", "res3b", "--out", tmp_path / "sheet", "--device", "cpu"
+    )
     assert "at conv3_2 (layer2.1.conv_b.reduce)" in result.stdout
     with Image.open(tmp_path / "sheet.png") as sheet:
         width, height = sheet.size
@@ -122,9 +134,13 @@ def test_explain_the_command_writes_the_contact_sheet_and_the_video(synthetic, a
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 8 and frames[0].shape == (128, 3 * 128, 3)  # input | appearance | relation, 4x the 32-pixel crop
 
-    raw = json.loads(cli("explain", video, "--checkpoint", artnet_checkpoint, "--format", "json", "--class", "class5", "--start", "2").stdout)
+    raw = json.loads(
+        cli("explain", video, "--checkpoint", artnet_checkpoint, "--format", "json", "--class", "class5", "--start", "2").stdout
+    )
     assert raw["label"] == "class5" and raw["block"] == "conv4_2" and raw["frame_indices"] == list(range(2, 10))
-    assert set(raw["maps"]) == {"appearance", "relation"} and np.array(raw["maps"]["relation"]["values"]).shape == tuple(raw["maps"]["relation"]["shape"])
+    assert set(raw["maps"]) == {"appearance", "relation"} and np.array(raw["maps"]["relation"]["values"]).shape == tuple(
+        raw["maps"]["relation"]["shape"]
+    )
 
 
 def test_bad_class_block_or_start_is_one_line(synthetic, artnet_checkpoint):

@@ -17,7 +17,7 @@ from PIL import Image
 
 from artnet import create_model
 from artnet.data import ClipSpec, open_video
-from artnet.data.transforms import center_crop, apply_crop, normalize
+from artnet.data.transforms import apply_crop, center_crop, normalize
 from artnet.engine.checkpoint import model_payload, save_checkpoint
 from artnet.engine.predict import Predictor
 
@@ -77,7 +77,19 @@ def test_each_window_is_scored_as_its_clip_alone(reference_run, long_video):
 
 def test_the_command_writes_csv_json_a_plot_and_an_annotated_video(reference_run, long_video, tmp_path):
     checkpoint = reference_run / "final.pt"
-    common = ("predict", long_video, "--checkpoint", checkpoint, "--timeline", "--stride", "16", "--topk", "2", "--acceleration", "fp32")
+    common = (
+        "predict",
+        long_video,
+        "--checkpoint",
+        checkpoint,
+        "--timeline",
+        "--stride",
+        "16",
+        "--topk",
+        "2",
+        "--acceleration",
+        "fp32",
+    )
     result = cli(*common, "--format", "csv", "--plot", tmp_path / "timeline.png", "--annotate", tmp_path / "annotated.mp4")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 5 * 2 and [r["first_frame"] for r in rows[::2]] == ["0", "16", "32", "48", "64"]
@@ -120,7 +132,9 @@ def test_memory_does_not_grow_with_the_video(tmp_path):
     325 MB of frames if they were all held) takes no more memory at its peak, but for the windows'
     probabilities."""
     model = create_model("c3d_r18", num_classes=5, width_mult=0.125, depths=[1, 1, 1, 1])
-    checkpoint = save_checkpoint(tmp_path / "model.pt", model_payload(model, list("abcde"), ClipSpec(clip_len=8, frame_size=(128, 170), crop_size=32)))
+    checkpoint = save_checkpoint(
+        tmp_path / "model.pt", model_payload(model, list("abcde"), ClipSpec(clip_len=8, frame_size=(128, 170), crop_size=32))
+    )
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (50, 48, 64, 3), dtype=np.uint8)
     peaks = {}

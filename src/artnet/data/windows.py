@@ -52,7 +52,9 @@ class VideoWindows(torch.utils.data.IterableDataset):
         """Only these windows (by number)."""
         for window in windows:
             if not 0 <= window < len(self.indices):
-                raise DataError(f"{self.path}: no window {window}; the video has {len(self.indices)} (0 to {len(self.indices) - 1})")
+                raise DataError(
+                    f"{self.path}: no window {window}; the video has {len(self.indices)} (0 to {len(self.indices) - 1})"
+                )
         self.windows = sorted({int(w) for w in windows})  # decoded in one pass, in order
         return self
 

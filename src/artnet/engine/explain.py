@@ -23,7 +23,7 @@ convolutional features; its maps are coarse in time (conv4_x sees a 16-frame cli
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import ascii_lowercase
 
@@ -159,7 +159,9 @@ class Explainer:
             layer, to_input, names = smart, False, ("relation",)
         else:  # the branch outputs, as the reduction reads them
             layer, to_input, names = smart.reduce, True, BRANCHES if smart.appearance is not None else ("relation",)
-        maps = LayerGradCam(self.model, layer).attribute(clip, target=target, attribute_to_layer_input=to_input, relu_attributions=True)
+        maps = LayerGradCam(self.model, layer).attribute(
+            clip, target=target, attribute_to_layer_input=to_input, relu_attributions=True
+        )
         maps = maps if isinstance(maps, tuple) else (maps,)
         return Explanation(
             video=str(video),
@@ -191,7 +193,12 @@ def explain(video: str | Path, checkpoint: str | Path, *, device: str = "auto", 
 def as_seen(maps: np.ndarray, clip: ClipSpec) -> np.ndarray:
     """Float ``(T, H, W)`` maps over a video's frames at their stored size, as the model sees those
     frames: resized to ``clip.frame_size`` (bilinear, as the decoder), centre crop (as the windows)."""
-    resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(maps, np.float32))[:, None], size=clip.frame_size, mode="bilinear", align_corners=False)
+    resized = F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(maps, np.float32))[:, None],
+        size=clip.frame_size,
+        mode="bilinear",
+        align_corners=False,
+    )
     crop = center_crop(*clip.frame_size, clip.crop_size)
     return apply_crop(resized[:, 0, :, :, None], crop, clip.crop_size)[..., 0].numpy()
 
@@ -207,6 +214,49 @@ def mass_on_object(explanation: Explanation, object_mask: np.ndarray, clip: Clip
         coverage = F.adaptive_avg_pool3d(seen, heatmap.shape)[0, 0].numpy()
         shares[name] = mass_inside(heatmap, coverage)
     return shares
+
+
+@dataclass
+class Shares:
+    """Per-video shares of one kind of map on one kind of class (see :func:`object_mass`)."""
+
+    inside: list[float] = field(default_factory=list)  # share of the map's mass on the object
+    mask: list[float] = field(default_factory=list)  # the object's share of the clip
+    empty: int = 0  # maps that were zero everywhere: no share
+
+    def add(self, inside: float, mask: float) -> None:
+        if np.isnan(inside):
+            self.empty += 1
+        else:
+            self.inside.append(inside)
+            self.mask.append(mask)
+
+    @property
+    def share(self) -> float:
+        """The mean share of the maps' mass on the object."""
+        return float(np.mean(self.inside)) if self.inside else float("nan")
+
+    @property
+    def lift(self) -> float:
+        """:attr:`share` over the mean share of the object: 1 for maps that ignore where it is."""
+        return self.share / float(np.mean(self.mask)) if self.inside else float("nan")
+
+
+def object_mass(
+    explainer: Explainer, dataset, videos: list[tuple[Path, int]], blocks: list[str]
+) -> dict[tuple[str, str, str], Shares]:
+    """Where the maps fall on the built-in dataset (a :class:`~artnet.data.synthetic.SyntheticDataset`),
+    whose generator knows each clip's object: ``{(block, class kind, map name): Shares}`` over
+    ``videos`` ((path, label) pairs), each explained for its own class (:func:`mass_on_object`)."""
+    found: dict[tuple[str, str, str], Shares] = {}
+    for path, label in videos:
+        cls = dataset.classes[label]
+        mask = dataset.object_mask(path)
+        for block in blocks:
+            explanation = explainer.explain(path, block=block, label=cls.name)
+            for name, (inside, share) in mass_on_object(explanation, mask, explainer.clip).items():
+                found.setdefault((block, cls.kind, name), Shares()).add(inside, share)
+    return found
 
 
 def mass_inside(heatmap: np.ndarray, mask: np.ndarray) -> tuple[float, float]:

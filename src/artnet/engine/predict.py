@@ -12,9 +12,8 @@ import io
 import json
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
-
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -106,7 +105,9 @@ class Predictor:
             backend=backend,
             frame_pattern=frame_pattern,
         )
-        scores = score_videos(self.model, dataset, self.env, view_batch=view_batch, num_workers=num_workers, accel=self.accel, progress=progress)
+        scores = score_videos(
+            self.model, dataset, self.env, view_batch=view_batch, num_workers=num_workers, accel=self.accel, progress=progress
+        )
         probabilities = torch.from_numpy(scores.view_logits).mean(dim=1).softmax(dim=1)  # upstream eval_net.py
         by_index = dict(zip(scores.indices.tolist(), probabilities))
         predictions = []
@@ -136,7 +137,8 @@ class Predictor:
         are scored in batches of ``view_batch``. ``progress(1)`` is called after each window."""
         if Path(video).is_dir() and not any(p.suffix.lower() in FRAME_SUFFIXES for p in Path(video).iterdir()):
             raise DataError(f"{video}: a timeline is of one video (a file or a frame folder), not a folder of videos")
-        windows = VideoWindows(video, self.clip, step or clip_span(self.clip.clip_len, self.clip.frame_stride), backend=backend, frame_pattern=frame_pattern)
+        step = step or clip_span(self.clip.clip_len, self.clip.frame_stride)
+        windows = VideoWindows(video, self.clip, step, backend=backend, frame_pattern=frame_pattern)
         loader = torch.utils.data.DataLoader(windows, batch_size=None, num_workers=min(num_workers, len(windows)))
         probabilities = np.zeros((len(windows), len(self.classes)), np.float32)
         was_training = self.model.training
@@ -146,7 +148,8 @@ class Predictor:
             if progress is not None:
                 progress(1)
         self.model.train(was_training)
-        return Timeline(str(video), self.classes, windows.frame_rate, windows.num_frames, windows.indices[:, [0, -1]], probabilities)
+        first_last = windows.indices[:, [0, -1]]
+        return Timeline(str(video), self.classes, windows.frame_rate, windows.num_frames, first_last, probabilities)
 
     def _top(self, probabilities: torch.Tensor, topk: int) -> tuple[list[str], list[float]]:
         top, labels = probabilities.topk(min(topk, len(self.classes)))
@@ -211,9 +214,8 @@ def predict(
 ) -> list[Prediction]:
     """Top-k classes of each video (see :meth:`Predictor.predict`)."""
     predictor = Predictor(checkpoint, device=device, acceleration=acceleration)
-    return predictor.predict(
-        inputs, topk=topk, protocol=protocol, num_workers=num_workers, view_batch=view_batch, backend=backend, frame_pattern=frame_pattern
-    )
+    options = dict(num_workers=num_workers, view_batch=view_batch, backend=backend, frame_pattern=frame_pattern)
+    return predictor.predict(inputs, topk=topk, protocol=protocol, **options)
 
 
 def format_predictions(predictions: list[Prediction], fmt: str) -> str:
@@ -249,8 +251,9 @@ def format_timeline(timeline: Timeline, fmt: str, topk: int = 5) -> str:
         writer = csv.writer(out)
         writer.writerow(["window", "first_frame", "last_frame", "start_s", "end_s", "rank", "label", "score"])
         for number, w in enumerate(windows):
+            span = [number, w["first_frame"], w["last_frame"], w["start_s"], w["end_s"]]
             for rank, (label, score) in enumerate(zip(w["labels"], w["scores"]), start=1):
-                writer.writerow([number, w["first_frame"], w["last_frame"], w["start_s"], w["end_s"], rank, label, f"{score:.4f}"])
+                writer.writerow([*span, rank, label, f"{score:.4f}"])
         return out.getvalue().rstrip("\n")
     rows = [
         [number, f"{w['first_frame']}-{w['last_frame']}", "" if w["start_s"] is None else f"{w['start_s']:.2f}-{w['end_s']:.2f}"]

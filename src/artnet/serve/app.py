@@ -3,7 +3,6 @@
 No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at run time.
 """
 
-
 import asyncio
 import base64
 import io
@@ -72,9 +71,12 @@ class Service:
         self.settings = settings
         self.predictor = Predictor(settings.checkpoint, device=settings.device, acceleration=settings.acceleration)
         self.explainer = Explainer(settings.checkpoint, device=settings.device)
+        self.admitted = 0  # requests between admission and the end of their work; changed on the event loop only
+
+    def open(self) -> None:
+        """While the server runs: the one thread that runs the model, and the private upload folder."""
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artnet-model")  # one model, one request at a time
         self.uploads = Path(tempfile.mkdtemp(prefix="artnet-serve-"))  # mode 0700: this user's only
-        self.admitted = 0  # requests between admission and the end of their work; changed on the event loop only
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -115,7 +117,9 @@ class Service:
         with open_video(video, size=self.predictor.clip.frame_size) as reader:
             num_frames, rate = reader.num_frames, reader.frame_rate
         common = dict(num_workers=self.settings.num_workers, view_batch=self.settings.view_batch)
-        (prediction,) = self.predictor.predict([video], topk=options["topk"], protocol=self.settings.protocol, progress=check_time, **common)
+        (prediction,) = self.predictor.predict(
+            [video], topk=options["topk"], protocol=self.settings.protocol, progress=check_time, **common
+        )
         if prediction.error:
             raise DataError(prediction.error)
         answer: dict = {
@@ -162,10 +166,13 @@ def create_app(settings: ServeSettings):
 
     @asynccontextmanager
     async def lifespan(app):
+        service.open()
         yield
         service.close()
 
-    app = FastAPI(title="artnet", summary="ARTNet video classification: top-k, timeline, appearance / relation maps", lifespan=lifespan)
+    app = FastAPI(
+        title="artnet", summary="ARTNet video classification: top-k, timeline, appearance / relation maps", lifespan=lifespan
+    )
     app.state.service = service
     page = resources.files(__package__).joinpath("index.html").read_text(encoding="utf-8")
 
@@ -206,7 +213,15 @@ def create_app(settings: ServeSettings):
 
         try:
             video, name = await asyncio.wait_for(receive_upload(request, folder, settings.max_upload_bytes), settings.timeout_s)
-            options = {"topk": topk, "timeline": timeline, "maps": maps, "images": images, "stride": stride, "block": block, "label": label}
+            options = {
+                "topk": topk,
+                "timeline": timeline,
+                "maps": maps,
+                "images": images,
+                "stride": stride,
+                "block": block,
+                "label": label,
+            }
             job = asyncio.get_running_loop().run_in_executor(service.executor, service.work, video, name, options, deadline)
             job.add_done_callback(finish)
             handed_over = True
@@ -236,8 +251,15 @@ async def receive_upload(request, folder: Path, limit: int) -> tuple[str, str]:
     if content_type == b"multipart/form-data":
         if b"boundary" not in parameters:
             raise RequestError(400, "a multipart upload without a boundary")
-        config = {"UPLOAD_DIR": str(folder), "MAX_MEMORY_FILE_SIZE": 0, "UPLOAD_KEEP_EXTENSIONS": True, "UPLOAD_DELETE_TMP": False}
-        parser = python_multipart.FormParser("multipart/form-data", None, files.append, boundary=parameters[b"boundary"], config=config)
+        config = {
+            "UPLOAD_DIR": str(folder),
+            "MAX_MEMORY_FILE_SIZE": 0,
+            "UPLOAD_KEEP_EXTENSIONS": True,
+            "UPLOAD_DELETE_TMP": False,
+        }
+        parser = python_multipart.FormParser(
+            "multipart/form-data", None, files.append, boundary=parameters[b"boundary"], config=config
+        )
         write, name = parser.write, None
     else:
         target = open(folder / "upload", "wb")
@@ -284,4 +306,3 @@ def _png(render, subject) -> str:
     buffer = io.BytesIO()
     render(subject, buffer)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
