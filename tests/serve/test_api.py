@@ -50,7 +50,7 @@ def wait_until_idle(app, timeout=60):
 def test_the_model_card(client, trained_run):
     card = client.get("/v1/model").json()
     assert card["classes"] == [c.name for c in trained_run.dataset.classes]
-    assert card["clip"]["clip_len"] == 8 and card["input_shape"] == [3, 8, 40, 40] and card["model"] == "artnet_r18_d"
+    assert card["clip"]["clip_len"] == 8 and card["input_shape"] == [3, 8, 56, 56] and card["model"] == "artnet_r18_d"
     assert card["limits"] == {"max_upload_mb": 1.0, "queue": 2, "timeout_s": 120.0}
 
 
@@ -63,7 +63,7 @@ def test_a_video_gets_its_top5_timeline_and_maps(client, trained_run, trained_ch
     assert [t["label"] for t in answer["top"]] == expected.labels and [t["score"] for t in answer["top"]] == expected.scores
     assert answer["video"] == video.name and answer["num_frames"] == 20 and answer["frame_rate"] == 25
     assert [w["first_frame"] for w in answer["timeline"]["windows"]] == [0, 4, 8, 12]
-    assert set(answer["explanation"]["maps"]) == {"appearance", "relation"} and answer["explanation"]["block"] == "conv4_2"
+    assert set(answer["explanation"]["maps"]) == {"appearance", "relation"} and answer["explanation"]["block"] == "conv4_1"
     for name in ("timeline", "maps"):
         prefix, data = answer["images"][name].split(",", 1)
         assert prefix == "data:image/png;base64"

@@ -90,6 +90,6 @@ def test_drop_a_video_and_see_its_class_and_the_pictures(browser, loopback_serve
                 f"const i = document.getElementById('{image}'); return i.complete && i.naturalWidth > 300;"
             )
         )
-    assert "at conv4_2" in browser.find_element(By.ID, "maps-caption").text
+    assert "at conv4_1" in browser.find_element(By.ID, "maps-caption").text
     browser.save_screenshot(str(tmp_path / "page.png"))
     assert (tmp_path / "page.png").stat().st_size > 10_000

@@ -37,6 +37,7 @@ from ..data.clip import ClipSpec
 from ..data.transforms import apply_crop, center_crop, normalize
 from ..data.windows import VideoWindows
 from ..errors import ConfigError, DataError
+from ..models.registry import _suggest
 from ..models.smart import SMART
 from .checkpoint import clip_spec, load_checkpoint, model_from_checkpoint
 from .distributed import init_distributed
@@ -176,13 +177,10 @@ class Explainer:
         )
 
     def _class_index(self, label: str) -> int:
-        if label in self.classes:
-            return self.classes.index(label)
-        import difflib
-
-        close = difflib.get_close_matches(label, self.classes, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{self.checkpoint}: no class {label!r}{hint}; the model knows {len(self.classes)} classes")
+        if label not in self.classes:
+            hint = _suggest(label, self.classes)
+            raise ConfigError(f"{self.checkpoint}: no class {label!r}{hint}; the model knows {len(self.classes)} classes")
+        return self.classes.index(label)
 
 
 def explain(video: str | Path, checkpoint: str | Path, *, device: str = "auto", **options) -> Explanation:
