@@ -61,7 +61,7 @@ def sequence_video(dataset, out: Path) -> Path:
     return out
 
 
-def screenshot_page(checkpoint: Path, video: Path, out: Path) -> None:
+def screenshot_page(checkpoint: Path, video: Path, out: Path, block: tuple[str, ...]) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -74,7 +74,7 @@ def screenshot_page(checkpoint: Path, video: Path, out: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "artnet", "serve", "--checkpoint", str(checkpoint), "--port", str(port)],
+        [sys.executable, "-m", "artnet", "serve", "--checkpoint", str(checkpoint), "--port", str(port), "--stride", "4", *block],
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         stderr=subprocess.DEVNULL,
     )
@@ -82,7 +82,7 @@ def screenshot_page(checkpoint: Path, video: Path, out: Path) -> None:
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag.replace("--window-size=1400,1000", "--window-size=1300,1080"))
+        options.add_argument(flag.replace("--window-size=1400,1000", "--window-size=1250,1000"))
     browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     try:
         deadline = time.monotonic() + 300
@@ -104,6 +104,10 @@ def screenshot_page(checkpoint: Path, video: Path, out: Path) -> None:
             lambda b: b.execute_script("return ['timeline', 'maps'].every(id => document.getElementById(id).naturalWidth > 0)")
         )
         browser.save_screenshot(str(out))
+        from PIL import Image
+
+        with Image.open(out) as shot:  # a page has few colours: a palette PNG, far smaller
+            shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
         print(f"page: {browser.find_element(By.ID, 'status').text}")
     finally:
         browser.quit()
@@ -156,7 +160,7 @@ def main() -> None:
         from PIL import Image
 
         Image.fromarray(np.concatenate(list(stills), axis=1)).save(out / "annotated_frames.png")
-        screenshot_page(Path(args.checkpoint), test_clip(dataset, "CycleBGR"), out / "serve.png")
+        screenshot_page(Path(args.checkpoint), test_clip(dataset, "CycleBGR"), out / "serve.png", block)
     for picture in sorted(out.glob("*")):
         print(f"{picture}: {picture.stat().st_size // 1024} KB")
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .engine.predict import Timeline
 
 COLORMAP = "jet"  # Grad-CAM's customary map: hot where the class score draws on the features
+SATURATION = 99.0  # percentile of a map (over its clip) shown at the top of the colour map
 HEAT_OPACITY = 0.6  # of the colour where a map peaks; where it is 0 the frame shows as it is
 VIDEO_OPTIONS = {"crf": "18", "preset": "veryfast"}  # x264: visually lossless, fast
 ROW_TITLES = {"appearance": "appearance map", "relation": "relation map", "output": "map"}
@@ -46,10 +47,14 @@ def heat_overlay(frames: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 
 def explanation_rows(explanation: Explanation) -> dict[str, np.ndarray]:
-    """``title -> (T, H, W, 3)`` frames: the input, then each map blended over it."""
+    """``title -> (T, H, W, 3)`` frames: the input, then each map blended over it, its colours
+    spread between 0 and the map's :data:`SATURATION` percentile over the clip (a few hot pixels,
+    at a border say, would otherwise leave the rest of the map all but invisible)."""
     rows = {"input": explanation.frames}
     for name in explanation.maps:
-        rows[ROW_TITLES[name]] = heat_overlay(explanation.frames, explanation.upsampled(name))
+        heat = explanation.upsampled(name)
+        top = float(np.percentile(heat, SATURATION))
+        rows[ROW_TITLES[name]] = heat_overlay(explanation.frames, np.clip(heat / top, 0, 1) if top > 0 else heat)
     return rows
 
 

@@ -33,6 +33,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="decoding processes per request (default 0: in the server process)"
     )
+    parser.add_argument("--stride", type=int, default=None, help="frames between the timeline's windows (default: a clip span)")
+    parser.add_argument("--block", default=None, help="block of the maps: conv1, conv2_1 ... (default: the deepest SMART block)")
     parser.set_defaults(run=run)
 
 
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         acceleration=args.acceleration,
         num_workers=args.workers,
+        stride=args.stride,
+        block=args.block,
     )
     app = create_app(settings)
     if not _loopback(args.host):

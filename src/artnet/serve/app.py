@@ -33,6 +33,8 @@ class ServeSettings:
     acceleration: str = "auto"
     num_workers: int = 0  # decoding processes per request (0: in the server's own process)
     view_batch: int = 10
+    stride: int | None = None  # of the timeline's windows (None: a clip span); a request's ?stride= wins
+    block: str | None = None  # of the maps (None: explain's default); a request's ?block= wins
 
     def __post_init__(self) -> None:
         if not self.max_upload_mb > 0:
@@ -41,6 +43,8 @@ class ServeSettings:
             raise InvalidValue("queue", f"must be a positive integer, got {self.queue!r}")
         if not self.timeout_s > 0:
             raise InvalidValue("timeout_s", f"must be positive, got {self.timeout_s}")
+        if self.stride is not None and self.stride < 1:
+            raise InvalidValue("stride", f"must be a positive number of frames, got {self.stride}")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -64,13 +68,14 @@ class Service:
 
     def __init__(self, settings: ServeSettings):
         from ..engine.evaluate import get_protocol
-        from ..engine.explain import Explainer
+        from ..engine.explain import Explainer, resolve_block
         from ..engine.predict import Predictor
 
-        get_protocol(settings.protocol)  # an unknown protocol fails now, not at the first request
+        get_protocol(settings.protocol)  # an unknown protocol or block fails now, not at the first request
         self.settings = settings
         self.predictor = Predictor(settings.checkpoint, device=settings.device, acceleration=settings.acceleration)
         self.explainer = Explainer(settings.checkpoint, device=settings.device)
+        resolve_block(self.explainer.model, settings.block)
         self.admitted = 0  # requests between admission and the end of their work; changed on the event loop only
 
     def open(self) -> None:
@@ -132,7 +137,8 @@ class Service:
         images: dict[str, str] = {}
         if options["timeline"]:
             check_time()
-            timeline = self.predictor.timeline(video, step=options["stride"], progress=check_time, **common)
+            timeline = self.predictor.timeline(video, step=options["stride"] or self.settings.stride, progress=check_time, **common)
+            timeline.path = name  # what the client knows it by, in the picture too
             answer["timeline"] = {k: v for k, v in timeline.to_dict(options["topk"]).items() if k != "path"}
             if options["images"]:
                 from ..render import timeline_plot
@@ -140,8 +146,9 @@ class Service:
                 images["timeline"] = _png(timeline_plot, timeline)
         if options["maps"]:
             check_time()
-            explanation = self.explainer.explain(video, block=options["block"], label=options["label"])
-            answer["explanation"] = {**explanation.to_dict(), "video": name}
+            explanation = self.explainer.explain(video, block=options["block"] or self.settings.block, label=options["label"])
+            explanation.video = name
+            answer["explanation"] = explanation.to_dict()
             if options["images"]:
                 from ..render import contact_sheet
 
