@@ -1,5 +1,6 @@
 """``artnet serve`` under load, on loopback: N concurrent clients for a bounded time, each posting a
-video and waiting for its answer before posting again; requests/s, p50 / p95 latency, failures.
+video and waiting for its answer before posting again (after a 503, for its Retry-After);
+requests/s, p50 / p95 latency, failures.
 
     python benchmarks/serve_load.py --checkpoint runs/demo/artnet_r18_d/final.pt --clients 1 2 4 8 --seconds 30
 
@@ -87,6 +88,8 @@ def run_load(url: str, video: Path, clients: int, seconds: float, query: str = Q
                         result.busy += 1
                     else:
                         result.failures.append(f"{outcome[0]} {outcome[1]}")
+                if outcome[0] == 503:  # a well-behaved client waits as it is told
+                    time.sleep(float(response.headers.get("retry-after", 1)))
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     begun = time.monotonic()
