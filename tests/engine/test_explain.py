@@ -48,6 +48,7 @@ def test_blocks_are_named_as_in_the_paper_and_the_prototxts():
     assert blocks["conv4_2"] is model.layer3[1] and blocks["conv1"] is model.stem
     assert smart_of(blocks["conv4_2"]) is model.layer3[1].conv_b and smart_of(blocks["conv5_1"]) is None
     assert resolve_block(model, "res4b") == "conv4_2" and resolve_block(model, "res2a") == "conv2_1"
+    assert resolve_block(model, "conv5_x") == "conv5_2" and resolve_block(model, "conv3") == "conv3_2"  # a stage: its last block
     assert resolve_block(model, None) == "conv4_2"  # the deepest SMART block
     assert resolve_block(create_model("artnet_r18_s", width_mult=0.125), None) == "conv1"
     assert resolve_block(create_model("c3d_r18", width_mult=0.125), None) == "conv5_2"  # no SMART: the last block
@@ -170,7 +171,8 @@ def test_on_the_built_in_dataset_the_maps_fall_on_what_decides_the_class(trained
     found = object_mass(explainer, trained_run.dataset, trained_run.dataset.clips("test"), [BLOCK])
     moving, still = found[(BLOCK, "temporal", "relation")], found[(BLOCK, "temporal", "appearance")]
     pattern = found[(BLOCK, "appearance", "appearance")]
-    figures = {name: (round(s.share, 2), round(s.lift, 2)) for name, s in (("moving", moving), ("still", still), ("pattern", pattern))}
+    kinds = {"moving": moving, "still": still, "pattern": pattern}
+    figures = {name: (round(s.share, 2), round(s.lift, 2)) for name, s in kinds.items()}
     assert moving.share > 0.6 and moving.lift > 1.8, figures  # the relation map, on the moving parts
     assert moving.share > still.share + 0.2, figures  # ... far more than the appearance map
     assert pattern.share > 0.5 and pattern.lift > 1.4, figures  # the appearance map, on the patterned disc

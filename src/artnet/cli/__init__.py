@@ -13,7 +13,9 @@ import sys
 
 from ..errors import ArtnetError
 
-COMMAND_MODULES = ("info", "demo", "synthetic", "prepare", "check_data", "train", "test", "predict", "explain", "serve", "convert")
+COMMAND_MODULES = (
+    "info", "demo", "synthetic", "prepare", "check_data", "train", "test", "predict", "explain", "serve", "convert",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("video", help="a video file or a frame folder")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument(
-        "--block", default=None, help="conv1, conv2_1 ... conv5_2 (or res2a ... res5b; default: the deepest SMART block)"
+        "--block",
+        default=None,
+        help="conv1, conv2_1 ... conv5_2 (or res2a ... res5b, or a stage: conv5_x; default: the deepest SMART block)",
     )
     parser.add_argument("--class", dest="label", default=None, help="the class to explain (default: the clip's top-1)")
     parser.add_argument("--start", type=int, default=None, help="the clip's first frame (default: the centre clip)")

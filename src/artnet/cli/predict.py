@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
         "--stride", type=int, default=None, help="frames from one window to the next (default: a clip span, windows side by side)"
     )
     timeline.add_argument(
-        "--plot", default=None, metavar="PNG", help="write the class probabilities over time, the top classes named"
+        "--plot", default=None, metavar="PNG", help="write the class probabilities over time, naming those that win a window"
     )
     timeline.add_argument(
         "--annotate", default=None, metavar="MP4", help="write the video with the current top label and score on its frames"

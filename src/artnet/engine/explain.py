@@ -11,9 +11,10 @@ negative responses the ReLU removes). A block without SMART gets one map: its ou
 
 Blocks are named as in the paper (``conv1``; ``conv{stage}_{block}``, stage 2-5, block from 1:
 ``conv4_2`` is the second basic block of conv4_x), or as the released prototxts name them
-(``res4b``). In ARTNet-ResNet18 (d), a block's SMART is its second convolution. By default: the
-deepest block holding a SMART (the last one otherwise), as Grad-CAM usually takes the last
-convolutional features; its maps are coarse in time (conv4_x sees a 16-frame clip as 2 steps).
+(``res4b``); a stage (``conv5_x``) is its last block. In ARTNet-ResNet18 (d), a block's SMART is
+its second convolution. By default: the deepest block holding a SMART (the last one otherwise), as
+Grad-CAM usually takes the last convolutional features; its maps are coarse in time (conv4_x sees a
+16-frame clip as 2 steps), and on small models an early block's show more (docs/visualise.md).
 
     explanation = explain("video.mp4", "final.pt", block="conv3_2")
     explanation.maps["relation"]              # (T', H', W') raw Grad-CAM
@@ -44,6 +45,7 @@ from .distributed import init_distributed
 
 BRANCHES = ("appearance", "relation")
 _CAFFE_BLOCK = re.compile(r"res([2-5])([a-z])$")
+_STAGE = re.compile(r"conv([2-5])(_x)?$")
 
 
 @dataclass
@@ -103,11 +105,14 @@ def resolve_block(model: nn.Module, name: str | None) -> str:
     if name is None:
         with_smart = [n for n, block in blocks.items() if smart_of(block) is not None]
         return (with_smart or list(blocks))[-1]
-    caffe = _CAFFE_BLOCK.match(name)
+    caffe, stage = _CAFFE_BLOCK.match(name), _STAGE.match(name)
     if caffe:
         name = f"conv{caffe.group(1)}_{ascii_lowercase.index(caffe.group(2)) + 1}"
+    elif stage:  # a stage: its output, its last block's
+        name = [n for n in blocks if n.startswith(f"conv{stage.group(1)}_")][-1]
     if name not in blocks:
-        raise ConfigError(f"no block {name!r} in this model; blocks: {', '.join(blocks)} (or the prototxt's res2a ...)")
+        known = f"{', '.join(blocks)} (or the prototxt's res2a ..., or a stage: conv5_x)"
+        raise ConfigError(f"no block {name!r} in this model; blocks: {known}")
     return name
 
 
