@@ -1,4 +1,5 @@
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,39 @@ def calibrated_model(name: str, clip, num_classes: int, **options) -> torch.nn.M
     for norm in norms:
         norm.momentum = 0.1
     return model.eval()
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    run_dir: Path
+    dataset: "SyntheticDataset"  # noqa: F821 (artnet.data.synthetic, imported when the fixture runs)
+
+
+# A small ARTNet trained until it names the built-in dataset's classes (98% of the test clips, 1clip):
+# what the tests of the maps, the web page and the load take. The demo's frames and crops, 8-frame
+# clips, one block per stage, 600 iterations.
+TRAINED_DATASET = dict(seed=0, clips_per_class=16, num_frames=20, height=64, width=86)
+TRAINED_RECIPE = [
+    "data.clip.frame_size=[64,86]",
+    "data.clip.crop_size=56",
+    "model.dropout=0",
+    "solver.max_iter=600",
+    "solver.lr_steps=[450]",
+    "solver.base_lr=0.1",
+    "solver.warmup_iters=30",
+    "solver.batch_size=16",
+    "train.checkpoint_interval=600",
+    "train.log_interval=100",
+]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    from artnet.data.synthetic import generate
+
+    from .engine.conftest import TINY_CONFIG, cli, tiny_overrides
+
+    dataset = generate(tmp_path_factory.mktemp("trained_data"), workers=1, **TRAINED_DATASET)
+    run_dir = tmp_path_factory.mktemp("trained_run")
+    cli("train", TINY_CONFIG, *tiny_overrides(dataset, run_dir, *TRAINED_RECIPE), timeout=900)
+    return TrainedRun(run_dir, dataset)

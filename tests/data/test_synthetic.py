@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from artnet.cli import main
-from artnet.data.synthetic import CLASSES, MANIFEST, generate, load, render_clip
+from artnet.data.synthetic import CLASSES, MANIFEST, generate, load, render_clip, render_mask
 from artnet.errors import DataError
 
 SMALL = {"clips_per_class": 2, "num_frames": 20, "height": 48, "width": 64}
@@ -123,6 +123,30 @@ def test_appearance_classes_differ_by_the_pattern_alone():
             assert len(rows) > 20 and np.ptp(rows) < 36 and np.ptp(cols) < 36
     assert not np.array_equal(clips[0], render_clip(CLASSES[0].name, 0, 2, 8, 48, 64))
 
+
+
+def test_the_mask_covers_what_tells_the_appearance_classes_apart():
+    """Where two appearance classes' frames differ is inside the disc's mask, and the mask is the
+    same for the four (one disc, one path)."""
+    masks = [render_mask(cls.name, 0, 1, 8, 48, 64) for cls in CLASSES if cls.kind == "appearance"]
+    clips = [render_clip(cls.name, 0, 1, 8, 48, 64) for cls in CLASSES if cls.kind == "appearance"]
+    assert all(np.array_equal(mask, masks[0]) for mask in masks[1:])
+    assert masks[0].shape == (8, 48, 64) and masks[0].dtype == np.float32 and 0 <= masks[0].min() and masks[0].max() == 1
+    for clip in clips[1:]:
+        differs = (clip != clips[0]).any(-1)
+        assert differs.sum() > 100 and (masks[0][differs] > 0).all()
+    assert 0.05 < (masks[0] > 0.5).mean() < 0.5  # a disc, not the frame
+
+
+@pytest.mark.parametrize("name, partner", PAIRS)
+def test_the_mask_covers_what_moves_in_a_temporal_class(name, partner):
+    """Pixels that change over the clip (well beyond the noise, at most 6 grey levels) are inside
+    the object's mask at some time; the partner's mask is the same mask played backwards."""
+    clip, mask = render_clip(name, 0, 1, 12, 48, 64).astype(np.float32), render_mask(name, 0, 1, 12, 48, 64)
+    moving = np.ptp(clip, axis=0).max(-1) > 60
+    assert moving.sum() > 50 and (mask.max(0)[moving] > 0).all()
+    assert 0.02 < (mask > 0.5).mean() < 0.8
+    assert np.array_equal(render_mask(partner, 0, 1, 12, 48, 64), mask[::-1])
 
 # -- determinism and the cache ------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "fuse",
     "predict",
     "extract",
+    "explain",
+    "serve",
     "convert",
     "export",
 )

@@ -1,4 +1,4 @@
-"""``artnet predict VIDEO_OR_FOLDER --checkpoint CKPT``: top-k classes of videos."""
+"""``artnet predict VIDEO_OR_FOLDER --checkpoint CKPT``: top-k classes of videos; ``--timeline``: over the course of one video."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("predict", help="top-k class names of videos, as a table, JSON or CSV")
+    parser = subparsers.add_parser("predict", help="top-k class names of videos (or, --timeline, of windows over one video)")
     parser.add_argument("inputs", nargs="+", help="video files, frame folders, or folders of videos")
     parser.add_argument("--checkpoint", required=True, help="a checkpoint file, model folder or Hugging Face Hub repository id")
     parser.add_argument("--topk", type=int, default=5)
@@ -19,24 +19,51 @@ def add_parser(subparsers) -> None:
         help="auto (default: the fastest path on this machine within 1e-2 of fp32, chosen once and cached) | fp32 | bf16+channels_last ...",
     )
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
+    parser.add_argument("--view-batch", type=int, default=10, help="clips per forward pass (default 10)")
     parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
     parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
+    timeline = parser.add_argument_group(
+        "timeline", "one video, however long: a window (a clip, centre crop) every --stride frames"
+    )
+    timeline.add_argument(
+        "--timeline", action="store_true", help="the top-k of every window, not of the video (--protocol is ignored)"
+    )
+    timeline.add_argument(
+        "--stride", type=int, default=None, help="frames from one window to the next (default: a clip span, windows side by side)"
+    )
+    timeline.add_argument(
+        "--plot", default=None, metavar="PNG", help="write the class probabilities over time, naming those that win a window"
+    )
+    timeline.add_argument(
+        "--annotate", default=None, metavar="MP4", help="write the video with the current top label and score on its frames"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.predict import format_predictions, predict
+    from ..engine.predict import Predictor, format_predictions, format_timeline
+    from ..errors import ConfigError
 
-    predictions = predict(
-        args.inputs,
-        args.checkpoint,
-        topk=args.topk,
-        protocol=args.protocol,
-        device=args.device,
-        acceleration=args.acceleration,
-        num_workers=args.workers,
-        backend=args.backend,
-        frame_pattern=args.frame_pattern,
-    )
-    print(format_predictions(predictions, args.format))
-    return 0 if all(p.error is None for p in predictions) else 1
+    options = dict(num_workers=args.workers, view_batch=args.view_batch, backend=args.backend, frame_pattern=args.frame_pattern)
+    if not args.timeline:
+        if args.stride or args.plot or args.annotate:
+            raise ConfigError("--stride, --plot and --annotate go with --timeline")
+        predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
+        predictions = predictor.predict(args.inputs, topk=args.topk, protocol=args.protocol, **options)
+        print(format_predictions(predictions, args.format))
+        return 0 if all(p.error is None for p in predictions) else 1
+    if len(args.inputs) != 1:
+        raise ConfigError(f"--timeline takes one video, got {len(args.inputs)}")
+    if args.stride is not None and args.stride < 1:
+        raise ConfigError(f"--stride must be a positive number of frames, got {args.stride}")
+    predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
+    timeline = predictor.timeline(args.inputs[0], step=args.stride, **options)
+    print(format_timeline(timeline, args.format, args.topk))
+    if args.plot or args.annotate:
+        from ..render import annotate_video, timeline_plot
+
+        if args.plot:
+            timeline_plot(timeline, args.plot)
+        if args.annotate:
+            annotate_video(timeline, args.annotate, backend=args.backend, frame_pattern=args.frame_pattern)
+    return 0

@@ -183,7 +183,7 @@ def convert_video(source: str, target: str, options: EncodeOptions = EncodeOptio
     partial = _partial_name(target_path)
     try:
         with open_video(source, backend="pyav", size=options.size) as reader:
-            rate = _frame_rate(reader)
+            rate = reader.frame_rate or Fraction(30)  # none declared (or an absurd one)
             if options.to == "video":
                 count = _encode_h264(reader, partial, rate, options)
             elif options.to == "frames":
@@ -282,14 +282,6 @@ def _count_one(path: str):
         return "counted", count_frames(path), path
     except DataError as error:
         return "failed", str(error), path
-
-
-def _frame_rate(reader) -> Fraction:
-    stream = getattr(reader, "_stream", None)
-    rate = stream.average_rate if stream is not None else None
-    if not rate or rate <= 0 or rate > 240:
-        return Fraction(30)
-    return Fraction(rate).limit_denominator(1001)
 
 
 def _encode_h264(reader, path: Path, rate: Fraction, options: EncodeOptions) -> int:

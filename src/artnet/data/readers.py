@@ -24,12 +24,14 @@ What a reader refuses or corrects rather than misread (a :class:`DataError` nami
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
 import os
 import string
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Sequence, Union
 
 import numpy as np
@@ -62,6 +64,8 @@ JPEG_DECODER = "auto"
 TRUNCATION_TOLERANCE = (2, 0.02)  # frames, fraction
 #: FFmpeg demuxers of single images (a still renamed to .mp4 opens with one of these); ``*_pipe`` too
 IMAGE_FORMATS = frozenset({"image2", "gif", "webp", "apng"})
+#: a declared frame rate above this (frames per second) is taken for a broken header
+MAX_FRAME_RATE = 240
 #: a display matrix further than this from a quarter turn gets a warning (FFmpeg's own tolerance)
 ROTATION_TOLERANCE = 1.0  # degrees
 EXIF_ORIENTATION_TAG = 0x0112
@@ -164,10 +168,16 @@ class VideoReader(ABC):
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 RGB frames ``(len(indices), H, W, 3)``; indices may repeat and come in any order."""
 
-    def iter_frames(self, chunk: int = 64):
-        """Every frame in order, one ``(H, W, 3)`` array at a time (for converting or checking a video)."""
-        for start in range(0, self.num_frames, chunk):
-            yield from self.read(np.arange(start, min(start + chunk, self.num_frames)))
+    @property
+    def frame_rate(self) -> Fraction | None:
+        """Frames per second, as the container declares it; None where it has none (frame folders)."""
+        return None
+
+    def iter_frames(self, chunk: int = 64, start: int = 0):
+        """Every frame from ``start`` on, in order, one ``(H, W, 3)`` array at a time (for converting or
+        checking a video, or sliding over it): never more than ``chunk`` frames in memory."""
+        for first in range(start, self.num_frames, chunk):
+            yield from self.read(np.arange(first, min(first + chunk, self.num_frames)))
 
     def close(self) -> None:
         pass
@@ -299,6 +309,13 @@ def _shared_reformatter(factory):
     return reformatter
 
 
+def _plausible_rate(rate) -> Fraction | None:
+    """A declared frame rate, or None where the container's is missing or absurd."""
+    if not rate or not 0 < rate <= MAX_FRAME_RATE:
+        return None
+    return Fraction(rate).limit_denominator(1001)
+
+
 class _OutOfStep(Exception):
     """The decoder's output disagrees with the packet index: fall back to decoding from the start."""
 
@@ -388,13 +405,21 @@ class PyAVReader(VideoReader):
             out[row] = frames[int(index)]
         return out
 
-    def iter_frames(self, chunk: int = 64):
-        """Every decodable frame from the start, decoding once; checks the count against :attr:`num_frames`."""
-        self._seek_to_start()
-        count = 0
-        for frame in self._frames():
+    @property
+    def frame_rate(self) -> Fraction | None:
+        return _plausible_rate(self._stream.average_rate)
+
+    def iter_frames(self, chunk: int = 64, start: int = 0):
+        """Every decodable frame from ``start`` on, decoding once; checks the count against :attr:`num_frames`.
+
+        A later ``start`` seeks to the keyframe before it and decodes forward from there (from the
+        file's start where frames cannot be found by timestamp), converting only the frames it gives.
+        """
+        frames, count = self._frames_from(start)
+        for frame in frames:
+            if count >= start:
+                yield self._convert(frame)
             count += 1
-            yield self._convert(frame)
         self._check_truncation(count)
         if count != self._num_frames:
             log.debug("%s: decoded %d frames, the packet index says %d", self.path, count, self._num_frames)
@@ -493,6 +518,19 @@ class PyAVReader(VideoReader):
                 yield from packet.decode()
         except self._av.FFmpegError as error:
             raise DataError(f"{self.path}: decoding failed ({_reason(error)})") from None
+
+    def _frames_from(self, start: int):
+        """Decoded frames from the keyframe before ``start`` (or from the start), and the index of the first."""
+        if start > 0 and not self._sequential:
+            self._seek(self._pts[self._keyframe_before(min(start, self._num_frames - 1))])
+            frames = self._frames()
+            first = next(frames, None)
+            position = None if first is None else self._index_of.get(first.pts)
+            if position is not None and position <= start:
+                return itertools.chain([first], frames), position
+            log.debug("%s: seeking to frame %d landed elsewhere; decoding from the start", self.path, start)
+        self._seek_to_start()
+        return self._frames(), 0
 
     def _seek_to_start(self) -> None:
         # the file's start, not the first packet's timestamp: AVI seeks by decode order, and landing on
@@ -650,6 +688,10 @@ class DecordReader(VideoReader):
         if errors[ranked[0]] > _TURN_MATCH or errors[ranked[1]] < errors[ranked[0]] + _TURN_MATCH:
             raise DataError(f"{self.path}: cannot tell how decord turns this rotated video; use backend 'pyav'")
         return ranked[0]
+
+    @property
+    def frame_rate(self) -> Fraction | None:
+        return _plausible_rate(self._reader.get_avg_fps())
 
     def read(self, indices) -> np.ndarray:
         import decord

@@ -84,6 +84,19 @@ def test_clips(num_frames: int, num_clips: int = 25, clip_len: int = 16, stride:
     return _clips(starts, num_frames, clip_len, stride)
 
 
+def sliding_clips(num_frames: int, step: int, clip_len: int = 16, stride: int = 1) -> np.ndarray:
+    """Clips starting every ``step`` frames from frame 0, as long as a whole clip fits (at least one,
+    padded with the last frame in a video shorter than a clip); ``(clips, clip_len)``.
+
+    Not an upstream protocol: the windows of a timeline over a long video.
+    """
+    _check(num_frames, clip_len, stride)
+    if step < 1:
+        raise DataError(f"the step between clips must be >= 1, not {step}")
+    starts = np.arange(0, max(num_frames - clip_span(clip_len, stride), 0) + 1, step, dtype=np.int64)
+    return _clips(starts, num_frames, clip_len, stride)
+
+
 def _clips(starts: np.ndarray, num_frames: int, clip_len: int, stride: int) -> np.ndarray:
     offsets = np.arange(clip_len, dtype=np.int64) * stride
     return np.minimum(starts[:, None] + offsets[None, :], num_frames - 1)

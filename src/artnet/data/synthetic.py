@@ -154,6 +154,16 @@ class SyntheticDataset:
         name = self.classes[label].partner
         return None if name is None else self.label(name)
 
+    def object_mask(self, video: str | os.PathLike) -> np.ndarray:
+        """Where the class's object is in one of the videos, frame for frame: float32 ``(T, H, W)``
+        coverage (:func:`render_mask`), at the generated size."""
+        path = Path(video)
+        name, _, index = path.stem.rpartition("_")
+        if path.parent.name != name or not index.isdigit() or not any(cls.name == name for cls in self.classes):
+            raise DataError(f"{video}: not a video of this dataset (<Class>/<Class>_<index>.mp4)")
+        p = self.params
+        return render_mask(name, p.seed, int(index), p.num_frames, p.height, p.width)
+
     def clips(self, split: str) -> list[tuple[Path, int]]:
         """(video path, 0-based label) of the "train" or "test" split, in list order."""
         count = {"train": self.params.clips_per_class - self.params.num_test, "test": self.params.num_test}[split]
@@ -284,7 +294,8 @@ def _write_splits(root: Path, params: SyntheticParams) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Rendering: float RGB in [0, 1], time-vectorised over (T, H, W), antialiased by signed distances
+# Rendering: float RGB in [0, 1], time-vectorised over (T, H, W), antialiased by signed distances.
+# A scene returns its frames and the coverage of the object that carries its class.
 
 
 def render_clip(class_name: str, seed: int, index: int, num_frames: int, height: int, width: int) -> np.ndarray:
@@ -296,18 +307,40 @@ def render_clip(class_name: str, seed: int, index: int, num_frames: int, height:
     only the shape differs. Clip ``index`` of a temporal pair's second class is clip ``index`` of
     its first class played backwards, frame for frame: the two classes hold the same frames.
     """
-    if class_name not in _SCENES:
-        raise DataError(f"unknown synthetic class {class_name!r}; classes: {', '.join(c.name for c in CLASSES)}")
-    scene, backwards, stream = _SCENES[class_name]
-    rng = np.random.default_rng([seed, _LABELS[stream], index])
-    canvas = _Canvas(num_frames, height, width)
-    frames = scene(rng, canvas)
+    frames, _, rng = _render_scene(class_name, seed, index, num_frames, height, width)
     # Sensor noise, uniform with a random standard deviation of up to 6 grey levels.
     noise = rng.random(frames.shape, dtype=np.float32) - np.float32(0.5)
     frames *= 255
     frames += np.float32(rng.uniform(0.0, 6.0) * math.sqrt(12)) * noise + np.float32(0.5)
     frames = np.clip(frames, 0, 255, out=frames).astype(np.uint8)
-    return np.ascontiguousarray(frames[::-1]) if backwards else frames
+    return _in_class_order(class_name, frames)
+
+
+def render_mask(class_name: str, seed: int, index: int, num_frames: int, height: int, width: int) -> np.ndarray:
+    """Where the class's object is in the frames :func:`render_clip` gives for the same arguments:
+    float32 ``(T, H, W)`` coverage in [0, 1] (antialiased edges), frame for frame.
+
+    The object is what carries the class: the patterned disc (appearance classes), the moving
+    dots, the tunnel of hoops, the bubbles, the lamps (temporal classes); never the background.
+    """
+    _, mask, _ = _render_scene(class_name, seed, index, num_frames, height, width)
+    return _in_class_order(class_name, np.ascontiguousarray(np.broadcast_to(mask, (num_frames, height, width)), dtype=np.float32))
+
+
+def _render_scene(class_name: str, seed: int, index: int, num_frames: int, height: int, width: int):
+    """The noiseless float frames, the object's coverage and the clip's random stream, in the
+    forward process's time order."""
+    if class_name not in _SCENES:
+        raise DataError(f"unknown synthetic class {class_name!r}; classes: {', '.join(c.name for c in CLASSES)}")
+    scene, _, stream = _SCENES[class_name]
+    rng = np.random.default_rng([seed, _LABELS[stream], index])
+    frames, mask = scene(rng, _Canvas(num_frames, height, width))
+    return frames, mask, rng
+
+
+def _in_class_order(class_name: str, clip: np.ndarray) -> np.ndarray:
+    """A temporal pair's second class plays its partner's process backwards."""
+    return np.ascontiguousarray(clip[::-1]) if _SCENES[class_name][1] else clip
 
 
 class _Canvas:
@@ -406,8 +439,8 @@ def _band_edge(w: np.ndarray, period: float) -> np.ndarray:
     return period / 4 - np.abs(np.mod(w, period) - period / 4)
 
 
-def _pattern_scene(name: str) -> Callable[[np.random.Generator, _Canvas], np.ndarray]:
-    def scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
+def _pattern_scene(name: str) -> Callable[[np.random.Generator, _Canvas], tuple[np.ndarray, np.ndarray]]:
+    def scene(rng: np.random.Generator, canvas: _Canvas) -> tuple[np.ndarray, np.ndarray]:
         background, luma = _background(rng, canvas)
         radius = rng.uniform(26, 34) * canvas.scale
         speed, heading = rng.uniform(0.5, 1.5) * canvas.scale, rng.uniform(0, 2 * np.pi)
@@ -423,9 +456,10 @@ def _pattern_scene(name: str) -> Callable[[np.random.Generator, _Canvas], np.nda
         colour = _bright_colour(rng, luma)
         dark = colour * np.float32(rng.uniform(0.25, 0.5))
         fill = colour + (dark - colour) * np.asarray(_pattern(name, u, v, period), np.float32)[..., None]
+        disc = _coverage(np.hypot(du, dv) - radius)
         frames = _clip_of(background, canvas)
-        _paint(frames, _coverage(np.hypot(du, dv) - radius), fill)
-        return frames
+        _paint(frames, disc, fill)
+        return frames, disc
 
     return scene
 
@@ -433,7 +467,7 @@ def _pattern_scene(name: str) -> Callable[[np.random.Generator, _Canvas], np.nda
 # -- temporal pairs: stationary processes with an arrow of time -----------------------------------
 
 
-def _rising_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
+def _rising_scene(rng: np.random.Generator, canvas: _Canvas) -> tuple[np.ndarray, np.ndarray]:
     """Dots moving up at one speed, wrapping around: each frame shows dots at uniform heights."""
     background, luma = _background(rng, canvas)
     count = int(rng.integers(8, 15))
@@ -448,12 +482,13 @@ def _rising_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
         y = np.mod(rng.uniform(0, period) - speed * canvas.t, period) - max_radius
         near = slice(max(0, int(x - radius) - 1), int(x + radius) + 2)  # the dot's columns: 10x less work
         distance[..., near] = np.minimum(distance[..., near], np.hypot(canvas.x[..., near] - x, canvas.y - y) - radius)
+    dots = _coverage(distance)
     frames = _clip_of(background, canvas)
-    _paint(frames, _coverage(distance), colour)
-    return frames
+    _paint(frames, dots, colour)
+    return frames, dots
 
 
-def _approaching_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
+def _approaching_scene(rng: np.random.Generator, canvas: _Canvas) -> tuple[np.ndarray, np.ndarray]:
     """Flying into a tunnel of hoops: log-spaced rings zooming in at a constant rate, so that the
     picture is the same at every phase (only the phase moves) and each frame looks alike."""
     background, luma = _background(rng, canvas)
@@ -471,10 +506,10 @@ def _approaching_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
     inside = _coverage(r - tunnel) * (1 - _coverage(r - 5 * canvas.scale))  # nothing at the vanishing point
     frames = _clip_of(background, canvas)
     _paint(frames, inside, texture)
-    return frames
+    return frames, inside
 
 
-def _inflating_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
+def _inflating_scene(rng: np.random.Generator, canvas: _Canvas) -> tuple[np.ndarray, np.ndarray]:
     """Ring bubbles growing from a dot, vanishing at full size and restarting elsewhere.
 
     Each bubble's radius is a sawtooth with a uniformly random phase, and every cycle places it
@@ -496,12 +531,13 @@ def _inflating_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
         places = np.array([canvas.centre_box(rng, 0.6) for _ in range(cycles)], dtype=np.float32)
         y, x = places[cycle, 0], places[cycle, 1]
         distance = np.minimum(distance, np.abs(np.hypot(canvas.y - y, canvas.x - x) - radius) - thickness / 2)
+    bubbles = _coverage(distance)
     frames = _clip_of(background, canvas)
-    _paint(frames, _coverage(distance), colour)
-    return frames
+    _paint(frames, bubbles, colour)
+    return frames, bubbles
 
 
-def _cycle_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
+def _cycle_scene(rng: np.random.Generator, canvas: _Canvas) -> tuple[np.ndarray, np.ndarray]:
     """A 3 x 3 panel of lamps, each cycling red -> green -> blue with its own random phase."""
     background, _ = _background(rng, canvas)
     half = rng.uniform(6, 9) * canvas.scale  # lamp half-side
@@ -519,11 +555,11 @@ def _cycle_scene(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
     palette = np.eye(3, dtype=np.float32) * rng.uniform(0.75, 1.0) + rng.uniform(0.0, 0.2)
     frames = _clip_of(background, canvas)
     _paint(frames, lamps, palette[state[:, which]])  # (T, H, W, 3)
-    return frames
+    return frames, lamps  # the lamps change; the panel around them does not
 
 
 # name -> (scene, played backwards, the class whose random draws it shares)
-_SCENES: dict[str, tuple[Callable[[np.random.Generator, _Canvas], np.ndarray], bool, str]] = {
+_SCENES: dict[str, tuple[Callable[[np.random.Generator, _Canvas], tuple[np.ndarray, np.ndarray]], bool, str]] = {
     **{name: (_pattern_scene(name), False, "Plain") for name in ("Plain", "Striped", "Checkered", "Dotted")},
     "Rising": (_rising_scene, False, "Rising"),
     "Falling": (_rising_scene, True, "Rising"),
