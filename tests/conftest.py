@@ -1,4 +1,7 @@
+import contextlib
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +12,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ARTNET_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference" / "artnet"
 MEDIA = SHARED / "media"
+
+
+@contextlib.contextmanager
+def benchmark_script(name: str):
+    """``benchmarks/<name>.py`` imported as a module (benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
 
 
 def require(path: Path) -> Path:

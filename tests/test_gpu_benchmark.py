@@ -1,7 +1,6 @@
 """benchmarks/gpu.py: its dry run (CPU, tiny sizes, gloo) goes through every cell kind, and a cell that
 fails or does not fit in the time budget becomes a table cell instead of the end of the run."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,20 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from .conftest import benchmark_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
 
 
 @pytest.fixture(scope="module")
 def gpu_benchmark():
-    spec = importlib.util.spec_from_file_location("gpu_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_script("gpu") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.mark.slow  # 20-30 s on 2 cores: every kind of cell once, at tiny sizes

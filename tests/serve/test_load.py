@@ -1,26 +1,16 @@
 """benchmarks/serve_load.py's load on a loopback server: as many clients as the queue holds, for a few
 seconds; every request is answered (none failed, none turned away)."""
 
-import importlib.util
-import sys
 
 import pytest
 
-from ..conftest import ROOT
-
-SCRIPT = ROOT / "benchmarks" / "serve_load.py"
+from ..conftest import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def serve_load():
-    spec = importlib.util.spec_from_file_location("serve_load", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_script("serve_load") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.mark.slow

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .parsing import add_model_options, add_video_options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -30,9 +32,8 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--out", default=None, help="path of the outputs without suffix (default: <video name>_explain)")
     parser.add_argument("--fps", type=float, default=4, help="frame rate of the MP4 (default 4: a 16-frame clip lasts 4 s)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
-    parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
+    add_model_options(parser, acceleration=False)  # maps need gradients: fp32, as defined
+    add_video_options(parser)
     parser.set_defaults(run=run)
 
 

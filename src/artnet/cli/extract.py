@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .parsing import add_model_options, add_video_options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -31,14 +33,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--root", default=None, help="list files: the folder their paths are relative to (default: the list's folder)"
     )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--acceleration", default="auto", help="auto (default) | fp32 | bf16+channels_last ... (as artnet predict)"
-    )
+    add_model_options(parser)
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
     parser.add_argument("--view-batch", type=int, default=10, help="views per forward pass (default 10)")
-    parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
-    parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
+    add_video_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -1,8 +1,28 @@
-"""Parsing the command line's compact values: sizes like ``128x170`` and shards like ``0/4``."""
+"""The command line's shared options (how a model runs, how videos are read) and compact values:
+sizes like ``128x170``, shards like ``0/4``."""
 
 from __future__ import annotations
 
+import argparse
+
 from ..errors import ConfigError
+
+
+def add_model_options(parser: argparse.ArgumentParser, acceleration: str | None = "auto") -> None:
+    """``--device`` and, unless ``acceleration`` is False, ``--acceleration`` (default ``acceleration``)."""
+    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one) | cpu | cuda")
+    if acceleration is not False:
+        parser.add_argument(
+            "--acceleration",
+            default=acceleration,
+            help=f"auto: the fastest path on this machine within 1e-2 of fp32, chosen once and cached | fp32 | bf16+channels_last ... (default {acceleration})",
+        )
+
+
+def add_video_options(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--frame-pattern``: how the videos are read."""
+    parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
+    parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
 
 
 def parse_dims(text: str, option: str, names: tuple[str, ...], example: str) -> tuple[int, ...]:

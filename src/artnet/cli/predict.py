@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .parsing import add_model_options, add_video_options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="top-k class names of videos (or, --timeline, of windows over one video)")
@@ -12,16 +14,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--topk", type=int, default=5)
     parser.add_argument("--protocol", default="25x10", help="1clip | 25x10 | 10x3 | 25x1 (default 25x10)")
     parser.add_argument("--format", default="table", choices=("table", "json", "csv"))
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--acceleration",
-        default="auto",
-        help="auto (default: the fastest path on this machine within 1e-2 of fp32, chosen once and cached) | fp32 | bf16+channels_last ...",
-    )
+    add_model_options(parser)
     parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
     parser.add_argument("--view-batch", type=int, default=10, help="clips per forward pass (default 10)")
-    parser.add_argument("--backend", default="auto", help="video decoder: auto | pyav | decord | frames (default auto)")
-    parser.add_argument("--frame-pattern", default=None, help='frame folders: file names, e.g. "image_{:05d}.jpg"')
+    add_video_options(parser)
     timeline = parser.add_argument_group(
         "timeline", "one video, however long: a window (a clip, centre crop) every --stride frames"
     )

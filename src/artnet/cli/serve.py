@@ -6,6 +6,8 @@ import argparse
 import ipaddress
 import sys
 
+from .parsing import add_model_options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -28,8 +30,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--protocol", default="25x1", help="clips x crops of the top-k: 1clip | 25x1 | 10x3 | 25x10 (default 25x1)"
     )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--acceleration", default="auto", help="auto (default) | fp32 | bf16+channels_last ...")
+    add_model_options(parser)
     parser.add_argument(
         "--workers", type=int, default=0, help="decoding processes per request (default 0: in the server process)"
     )

@@ -23,7 +23,9 @@ def add_parser(subparsers) -> None:
         help="report folder (default: test_<protocol> next to the checkpoint); an earlier report there is replaced, other files are not",
     )
     parser.add_argument("--force", action="store_true", help="write the report into --out even if it holds other files")
-    parser.add_argument("--acceleration", default=None, help="auto | fp32 | bf16+channels_last ... (default: test.acceleration, auto)")
+    parser.add_argument(
+        "--acceleration", default=None, help="auto | fp32 | bf16+channels_last ... (default: the config's test.acceleration, auto)"
+    )
     parser.set_defaults(run=run)
 
 

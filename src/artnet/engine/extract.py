@@ -38,11 +38,10 @@ from ..data import Annotations, Unreadable, VideoDataset, VideoRecord, load_list
 from ..data.annotations import VIDEO_EXTENSIONS
 from ..errors import ConfigError, DataError
 from ..progress import progress_bar
-from .auto_acceleration import acceleration_for
-from .checkpoint import clip_spec, describe_model, load_checkpoint, model_from_checkpoint, resolve_pretrained
-from .distributed import barrier, broadcast_object, gather_objects, init_distributed
+from .checkpoint import describe_model
+from .distributed import barrier, broadcast_object, gather_objects
 from .evaluate import get_protocol, view_outputs
-from .predict import expand_inputs
+from .predict import Predictor, expand_inputs
 
 INDEX = "index.csv"
 SETTINGS = "extract.json"
@@ -121,10 +120,8 @@ def extract_features(
     """Write the features of every video of ``inputs`` (video files, frame folders, folders of videos,
     or list files ``<path> [<num_frames>] <label>`` resolved against ``root``, default the list's folder)
     under ``out``; see the module's doc."""
-    env = init_distributed(device)
-    source = resolve_pretrained(checkpoint)
-    payload = load_checkpoint(source)
-    clip = clip_spec(payload, str(source))
+    predictor = Predictor(checkpoint, device=device, acceleration=acceleration)  # the model, as predict runs it
+    env, clip = predictor.env, predictor.clip
     spec = get_protocol(protocol)
     if spec.mode != "test":
         raise ConfigError(
@@ -133,8 +130,8 @@ def extract_features(
     videos = gather_videos(inputs, root)
     out = Path(out)
     settings = {
-        "checkpoint": str(Path(source).resolve()),
-        "model": describe_model(payload),
+        "checkpoint": str(Path(predictor.checkpoint).resolve()),
+        "model": describe_model(predictor.payload),
         "stage": stage or "features",
         "protocol": spec.name,
         "per_clip": per_clip,
@@ -148,12 +145,8 @@ def extract_features(
         pending = [i for i, video in enumerate(videos) if not (out / video.name).is_file()]
     pending = broadcast_object(pending, env)
 
-    model = model_from_checkpoint(payload, source=str(source)).to(env.device).eval()
-    choice = acceleration_for(acceleration, model, clip, env, identity=describe_model(payload))
-    accel = choice.acceleration
-    features = PooledFeatures(accel.apply(model), stage).eval()
-    if env.is_main:
-        print(choice.reason, file=sys.stderr)
+    features = PooledFeatures(predictor.model, stage).eval()
+    accel = predictor.accel
     classes = next((v.classes for v in videos if v.classes), [])
     dataset = VideoDataset(
         Annotations([v.record for v in videos], classes, source="extract"),
