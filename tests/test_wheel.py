@@ -65,6 +65,7 @@ def test_the_wheel_lists_and_trains_packaged_recipes_outside_the_checkout(tmp_pa
 
     run([artnet, "synthetic", "--out", "data", "--clips-per-class", "3", "--frames", "20", "--size", "40x52", "--workers", "1", "--quiet"], work)
     overrides = ["data.root=data", "data.annotations=data", "output_dir=run", "solver.max_iter=2", "solver.batch_size=4"]
+    overrides += ["solver.lr_steps=[1]", "solver.warmup_iters=0"]  # a recipe's schedule must fit its iterations
     trained = run([artnet, "train", "synthetic/artnet_r18_d", *overrides, "train.eval_interval=0", "train.plots=false"], work)
     assert "finished 2 iterations" in trained.stdout + trained.stderr
     assert (work / "run" / "final.pt").is_file() and (work / "run" / "config.yaml").is_file()
