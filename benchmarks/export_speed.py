@@ -87,7 +87,8 @@ def measure(name: str, clip: ClipSpec, batches: list[int], rounds: int, width_mu
         for fmt, file, load in (("torchscript", "model.pt", torchscript_runner), ("onnx", "model.onnx", onnx_runner)):
             started = time.perf_counter()
             verification = export_model(model, classes, clip, fmt, Path(folder) / file)
-            log(f"{fmt}: exported in {time.perf_counter() - started:.0f} s; {verification.describe()}")
+            seconds = time.perf_counter() - started
+            log(f"{fmt}: exported in {seconds:.0f} s; verified with {verification.runtime}: {verification.describe()}")
             label = (
                 "TorchScript (torch.jit.load)" if fmt == "torchscript" else f"onnxruntime {__import__('onnxruntime').__version__}"
             )

@@ -1,5 +1,7 @@
 """ONNX and TorchScript exports of every variant: run by onnxruntime and torch.jit.load, the same logits as PyTorch."""
 
+import re
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -10,9 +12,9 @@ from artnet import create_model
 from artnet.cli import main
 from artnet.data import ClipSpec
 from artnet.engine.auto_acceleration import probe_clips
-from artnet.engine.checkpoint import model_payload, save_checkpoint
+from artnet.engine.checkpoint import clip_spec, load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
 from artnet.errors import CheckpointError
-from artnet.interop.export import TOLERANCE, export_model, read_metadata
+from artnet.interop.export import SANE_LOGIT, TOLERANCE, VERIFY_BATCHES, export_model, logit_bound, read_metadata
 from artnet.models import list_models
 
 from ..conftest import calibrated_model
@@ -105,3 +107,59 @@ def test_an_export_that_cannot_be_checked_is_not_written(tmp_path):
     with pytest.raises(CheckpointError, match="not finite"):
         export_model(model, CLASSES, CLIP, "torchscript", tmp_path / "model.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trained_checkpoint_is_verified_within_the_bound_it_prints(reference_run, tmp_path, capsys):
+    """The tiny recipe's 9-iteration run: its logits on full-range random pixels reach 1e4 and more, where fp32
+    cannot hold 1e-4; the export is verified on low-contrast clips and says which bound it applied."""
+    checkpoint = reference_run / "final.pt"
+    out = tmp_path / "tiny.onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    printed = re.search(
+        r"max \|exported - PyTorch\| = (\S+), within (\S+) = 1e-05 x the largest \|logit\| (\S+) \(above 10, .*\), "
+        r"on batches of 1 and 2 low-contrast \(mid-grey \+-8\) random clips$",
+        line,
+    )
+    assert printed, line
+    difference, bound, largest = map(float, printed.groups())
+    assert difference <= bound and bound == pytest.approx(logit_bound(largest), rel=0.06)  # as printed: 2 and 3 digits
+
+    # The figures are those of the clips named: recomputed from the file and the checkpoint
+    payload = load_checkpoint(checkpoint)
+    model, clip = model_from_checkpoint(payload).eval(), clip_spec(payload, str(checkpoint))
+    full_range = probe_clips(clip, batch=1, seed=1)
+    with torch.inference_mode():
+        assert np.abs(model(full_range).numpy()).max() > 100 * SANE_LOGIT
+    gaps, logits = [], []
+    for batch in VERIFY_BATCHES:
+        clips = probe_clips(clip, batch=batch, seed=batch, contrast=8)
+        with torch.inference_mode():
+            expected = model(clips).numpy()
+        gaps.append(np.abs(run_onnx(out, clips) - expected).max())
+        logits.append(np.abs(expected).max())
+    assert max(gaps) == pytest.approx(difference, rel=0.06, abs=1e-7) and max(logits) == pytest.approx(largest, rel=6e-3)
+
+
+def test_an_export_that_differs_from_pytorch_is_refused_and_not_written(tmp_path, capsys, monkeypatch):
+    """Tracing keeps one branch of Python control flow: a model branching on its input's values exports wrong."""
+    model = small_model("c3d_r18", depths=[1, 1, 1, 1])
+
+    class BranchesOnValues(type(model)):
+        def forward(self, clips):
+            logits = super().forward(clips)
+            return logits + 1.0 if clips.mean() > 0 else logits  # traced on zeros; clips normalised as caffe: mean > 0
+
+    model.__class__ = BranchesOnValues
+    out = tmp_path / "model.pt"
+    with pytest.raises(CheckpointError, match=r"model.pt: not written: the exported model differs from PyTorch \(torch.jit"):
+        export_model(model, CLASSES, CLIP, "torchscript", out)
+    assert list(tmp_path.iterdir()) == []
+
+    checkpoint = save_checkpoint(tmp_path / "ckpt" / "model.pt", model_payload(model, CLASSES, CLIP))
+    monkeypatch.setattr("artnet.engine.checkpoint.model_from_checkpoint", lambda payload, source: model)
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"{TOLERANCE:g} (fp32; largest |logit|" in error
+    assert re.search(r"max \|exported - PyTorch\| = 1\.0e\+00, beyond 0.0001 ", error), error
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "ckpt"]

@@ -62,12 +62,10 @@ def run(args: argparse.Namespace) -> int:
         f" (classifier {source['classifier']}), normalization {checkpoint['clip']['normalization']}"
     )
     if args.verify:
-        difference, scale = verify_conversion(net, weights, converted.model, rgb=args.rgb)
-        print(f"verify: max |artnet - Caffe reference| = {difference:.2e} (largest reference logit {scale:.3g})")
-        if difference > 1e-4 * max(1.0, scale):
-            raise CheckpointError(
-                f"{args.caffemodel}: the converted model differs from the reference executor by {difference:.2e}"
-            )
+        verification = verify_conversion(net, weights, converted.model, rgb=args.rgb)
+        if not verification.passed:
+            raise CheckpointError(f"{args.caffemodel}: not converted: {verification.describe()}")
+        print(f"verify: {verification.describe()}")
     if folder:
         from ..interop.hub import ModelFolder, save_model_folder
 

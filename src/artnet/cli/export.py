@@ -53,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
         verification = export_model(
             model, payload["classes"], clip_spec(payload, args.checkpoint), args.format, args.out, opset=args.opset or ONNX_OPSET
         )
-        print(verification.describe())
+        print(f"verified with {verification.runtime}: {verification.describe()}")
     print(f"wrote {args.out}")
     return 0

@@ -37,6 +37,7 @@ from ..models import MODEL_OPTIONS, create_model
 from ..models.smart import SquarePool
 from .caffe_layout import caffe_layers
 from .caffemodel import CaffeModel, LayerBlobs, fit_blob, read_caffemodel
+from .export import Verification, compare_logits
 from .prototxt import Layer, Net, load_net
 from .reference import ReferenceNet, data_shapes, included, video_data_channels
 
@@ -272,9 +273,9 @@ def convert_caffemodel(
 
 def verify_conversion(
     prototxt: str | Path | Net, weights: CaffeModel, model: nn.Module, *, rgb: bool = False, seed: int = 0
-) -> tuple[float, float]:
+) -> Verification:
     """Run the reference executor and ``model`` on one random clip (batch 1; a 2-segment net
-    gives two clips); returns (max |difference|, max |reference logit|) of the classifier outputs."""
+    gives two clips) and compare their classifier outputs (:func:`~artnet.interop.export.compare_logits`)."""
     net = load_prototxt(prototxt)
     reference = ReferenceNet(net, weights).eval()
     generator = torch.Generator().manual_seed(seed)
@@ -291,4 +292,5 @@ def verify_conversion(
         clips = blobs[stem.bottoms[0]]
         logits = model.eval()(clips.flip(1) if rgb else clips)
     expected = blobs[fc.tops[0]]
-    return float((logits - expected).abs().max()), float(expected.abs().max())
+    clips = f"{len(clips)} random clip{'s' if len(clips) > 1 else ''} (Gaussian, std 60, as mean-subtracted pixels)"
+    return compare_logits([expected.numpy()], [logits.numpy()], "artnet", "Caffe reference", clips)
