@@ -74,6 +74,34 @@ def test_checkpoint_to_model_folder_to_create_model(trained, tmp_path, capsys, m
     assert "No measurement of these weights was recorded" in card
 
 
+def test_a_local_model_folder_loads_with_the_network_blocked(trained, tmp_path, monkeypatch):
+    import socket
+
+    import huggingface_hub.constants
+
+    path, model = trained
+    folder = tmp_path / "offline"
+    ModelFolder.from_checkpoint(path).save_pretrained(folder)
+
+    def refuse(*args, **kwargs):
+        raise OSError("the network is blocked in this test")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read when huggingface_hub was imported
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    with pytest.raises(OSError, match="blocked"):
+        socket.create_connection(("huggingface.co", 443))
+    with pytest.raises(OSError, match="blocked"):
+        socket.socket().connect(("127.0.0.1", 9))
+
+    for location in (folder, str(folder)):
+        assert torch.equal(logits(ModelFolder.from_pretrained(location).model()), logits(model))
+        loaded = create_model("artnet_r18_d", pretrained=location)
+        assert torch.equal(logits(loaded), logits(model)) and loaded.pretrained_cfg.classes == tuple(CLASSES)
+
+
 def test_num_classes_replaces_the_head_as_fine_tuning_does(trained):
     path, model = trained
     tuned = create_model("artnet_r18_d", pretrained=path, num_classes=7, dropout=0.5)
