@@ -145,6 +145,20 @@ def test_a_trained_runs_model_folder_quotes_its_test_and_predicts_as_the_checkpo
         f"{measured['top1']:.2f}",
     ]
 
+    # --metrics: a report of these weights is quoted from wherever it lies; one of other weights is refused
+    report = tmp_path / "test_1clip" / "metrics.json"
+    same = reference_run / "final.pt"  # what the tested copy was copied from: the same tensors, another file
+    quoted = tmp_path / "quoted"
+    assert main(["export", str(same), "--format", "hf", "--out", str(quoted), "--metrics", str(report)]) == 0
+    evaluations = json.loads((quoted / "config.json").read_text())["evaluations"]
+    assert [(e["source"], e["top1"]) for e in evaluations] == [("artnet test (metrics.json)", measured["top1"])]
+    other = reference_run / "checkpoints" / "iter_0000003.pt"
+    capsys.readouterr()
+    assert main(["export", str(other), "--format", "hf", "--out", str(tmp_path / "refused"), "--metrics", str(report)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith(f"{report}: measures {checkpoint}, not the weights of {other}; give the reports of artnet test on them")
+    assert len(error.splitlines()) == 1 and not (tmp_path / "refused" / "config.json").exists()
+
     capsys.readouterr()
     predictions = []
     for source in (checkpoint, folder):

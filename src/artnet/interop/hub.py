@@ -232,7 +232,8 @@ def save_model_folder(folder: ModelFolder, out: str | Path) -> str:
 
 def evaluations_of(path: Path, payload: dict[str, Any], metrics: list[str | Path] = ()) -> list[dict[str, Any]]:
     """The figures a checkpoint was measured at: its in-training validation, ``artnet test`` reports
-    beside it that name it (``test_*/metrics.json``), and the given ``metrics.json`` files."""
+    beside it that name it (``test_*/metrics.json``), and the given ``metrics.json`` files, which must
+    name it too (:func:`measures`)."""
     found = []
     if "metrics" in payload:  # best.pt: the validation that made it the best
         protocol = payload.get("config", {}).get("train", {}).get("eval_protocol", "")
@@ -242,12 +243,34 @@ def evaluations_of(path: Path, payload: dict[str, Any], metrics: list[str | Path
     reports = sorted(path.parent.glob("test_*/metrics.json")) + sorted(path.parent.glob("test_*/split*/metrics.json"))
     for report in reports:
         values = _read_metrics(report)
-        if Path(values.get("checkpoint", "")).resolve() == path.resolve():
+        if measures(values, path, payload):  # beside it, but maybe of best.pt or another checkpoint there
             found.append(_evaluation(values, values.get("protocol", ""), f"artnet test ({report.relative_to(path.parent)})"))
     for report in map(Path, metrics):
         values = _read_metrics(report)
+        if not measures(values, path, payload):
+            named = values.get("checkpoint")
+            what = "names no checkpoint"
+            if named:
+                what = f"measures {named}" + ("" if Path(named).exists() else " (not found from here)")
+            raise CheckpointError(f"{report}: {what}, not the weights of {path}; give the reports of artnet test on them")
         found.append(_evaluation(values, values.get("protocol", ""), f"artnet test ({report.name})"))
     return found
+
+
+def measures(report: dict[str, Any], path: Path, payload: dict[str, Any]) -> bool:
+    """Whether the ``checkpoint`` a metrics.json names (as ``artnet test`` was given it, from where it ran) holds
+    the weights of ``payload`` (read from ``path``): the same file or folder, or a copy with equal tensors."""
+    named = Path(report.get("checkpoint") or "")
+    if not report.get("checkpoint") or not named.exists():
+        return False
+    if named.resolve() == path.resolve():
+        return True
+    try:
+        other = load_checkpoint(named)["state_dict"]
+    except CheckpointError:
+        return False
+    own = payload["state_dict"]
+    return other.keys() == own.keys() and all(torch.equal(other[key].cpu(), own[key].cpu()) for key in own)
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:
