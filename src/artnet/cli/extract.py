@@ -60,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.is_main:
         unreadable = f", {len(result.unreadable)} unreadable" if result.unreadable else ""
+        processes = len(result.written_by)
+        shares = f" ({' + '.join(map(str, result.written_by))} by {processes} processes)" if processes > 1 else ""
         print(
-            f"{result.videos} videos: {result.written} written, {result.skipped} already there{unreadable}"
+            f"{result.videos} videos: {result.written} written{shares}, {result.skipped} already there{unreadable}"
             f" -> {result.out / INDEX}"
         )
     return 1 if result.unreadable else 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,10 +57,14 @@ class Video:
 class ExtractResult:
     out: Path
     videos: int  # all the inputs
-    written: int  # by this run (all processes)
+    written_by: list[int]  # files written by this run, per process (rank order)
     skipped: int  # already there
     unreadable: dict[str, str]  # video path -> why it could not be read
     is_main: bool = True  # the process that reports (rank 0)
+
+    @property
+    def written(self) -> int:
+        return sum(self.written_by)
 
 
 class PooledFeatures(nn.Module):
@@ -160,26 +163,27 @@ def extract_features(
     shard = pending[env.rank :: env.world_size]
     share = " (this process's share)" if env.is_distributed else ""
     bar = progress_bar(total=len(shard), unit="video", description=f"extract{share}", show=env.is_main)
-    unreadable: dict[int, str] = {}
+    unreadable: dict[int, str] = {}  # reported on a line each by the dataset as it fails
+    written = 0
     with torch.inference_mode():
         for index, _, views in view_outputs(
             features, dataset, shard, env.device, view_batch=view_batch, num_workers=num_workers, accel=accel
         ):
             if isinstance(views, Unreadable):
                 unreadable[index] = views.reason
-                print(f"extract: skipped an unreadable video: {views.reason}", file=sys.stderr)
             else:
                 per_view = views.float().reshape(spec.num_clips, dataset.views_per_clip, -1).mean(dim=1)  # (clips, D)
                 _save_npy(out / videos[index].name, (per_view if per_clip else per_view.mean(dim=0)).numpy())
+                written += 1
             bar.update()
     bar.close()
-    unreadable = {index: reason for part in gather_objects(unreadable, env) for index, reason in part.items()}
+    parts = gather_objects((written, unreadable), env)
+    unreadable = {index: reason for _, part in parts for index, reason in part.items()}
     barrier(env)
     if env.is_main:
         write_index(out, videos, unreadable)
-    written = len(pending) - len(unreadable)
     failed = {videos[i].record.path: reason for i, reason in sorted(unreadable.items())}
-    return ExtractResult(out, len(videos), written, len(videos) - len(pending), failed, env.is_main)
+    return ExtractResult(out, len(videos), [count for count, _ in parts], len(videos) - len(pending), failed, env.is_main)
 
 
 def gather_videos(inputs: list[str], root: str | None = None) -> list[Video]:
