@@ -292,5 +292,5 @@ def verify_conversion(
         clips = blobs[stem.bottoms[0]]
         logits = model.eval()(clips.flip(1) if rgb else clips)
     expected = blobs[fc.tops[0]]
-    clips = f"{len(clips)} random clip{'s' if len(clips) > 1 else ''} (Gaussian, std 60, as mean-subtracted pixels)"
-    return compare_logits([expected.numpy()], [logits.numpy()], "artnet", "Caffe reference", clips)
+    ran_on = f"{len(clips)} random clip{'s' if len(clips) > 1 else ''} (Gaussian, std 60, as mean-subtracted pixels)"
+    return compare_logits([expected.numpy()], [logits.numpy()], "artnet", "Caffe reference", ran_on)
