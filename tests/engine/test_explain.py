@@ -11,28 +11,20 @@ from PIL import Image
 
 from artnet import create_model
 from artnet.data import ClipSpec
-from artnet.engine.auto_acceleration import probe_clips
 from artnet.engine.checkpoint import model_payload, save_checkpoint
 from artnet.engine.explain import Explainer, named_blocks, object_mass, resolve_block, smart_of
 from artnet.errors import ConfigError, DataError
 
+from ..conftest import calibrated_model
 from .conftest import cli
 
 CLIP = ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32)
 
 
 def checkpoint(tmp_path, name: str, **options) -> str:
-    """An untrained model whose BN statistics are those of clips like the inputs: with the initial
-    ones (mean 0, variance 1), the squares of the relation branches overflow a few blocks deep."""
-    model = create_model(name, num_classes=12, width_mult=0.125, **options)
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
-    for norm in norms:
-        norm.momentum = None  # a cumulative average
-    with torch.no_grad():
-        model.train()(probe_clips(CLIP, batch=8))
-    for norm in norms:
-        norm.momentum = 0.1
-    return str(save_checkpoint(tmp_path / f"{name}.pt", model_payload(model.eval(), [f"class{i}" for i in range(12)], CLIP)))
+    """An untrained model, its BN statistics those of clips like the inputs (:func:`calibrated_model`)."""
+    model = calibrated_model(name, CLIP, 12, width_mult=0.125, **options)
+    return str(save_checkpoint(tmp_path / f"{name}.pt", model_payload(model, [f"class{i}" for i in range(12)], CLIP)))
 
 
 @pytest.fixture(scope="module")
