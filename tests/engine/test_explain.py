@@ -2,6 +2,7 @@
 autograd), the pictures and the JSON, and errors."""
 
 import json
+import shutil
 
 import av
 import numpy as np
@@ -10,10 +11,11 @@ import torch
 from PIL import Image
 
 from artnet import create_model
+from artnet.cli import main
 from artnet.data import ClipSpec
 from artnet.engine.checkpoint import model_payload, save_checkpoint
 from artnet.engine.explain import Explainer, named_blocks, object_mass, resolve_block, smart_of
-from artnet.errors import ConfigError, DataError
+from artnet.errors import CheckpointError, ConfigError, DataError
 
 from ..conftest import calibrated_model
 from .conftest import cli
@@ -134,6 +136,33 @@ def test_explain_the_command_writes_the_contact_sheet_and_the_video(synthetic, a
     assert set(raw["maps"]) == {"appearance", "relation"} and np.array(raw["maps"]["relation"]["values"]).shape == tuple(
         raw["maps"]["relation"]["shape"]
     )
+
+
+def test_a_model_folder_or_a_hub_repository_is_read_as_predict_reads_it(synthetic, artnet_checkpoint, tmp_path, monkeypatch):
+    """``artnet export --format hf``'s folder, and the same folder as a Hub download leaves it in the local
+    Hugging Face cache (read offline): the maps of the checkpoint file itself."""
+    import huggingface_hub.constants
+
+    folder = tmp_path / "artnet-small"
+    assert main(["export", artnet_checkpoint, "--format", "hf", "--out", str(folder)]) == 0
+    snapshot = tmp_path / "hub" / "models--someone--artnet-small" / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    video = synthetic.clips("test")[2][0]
+    expected = Explainer(artnet_checkpoint, device="cpu").explain(video, block="conv3_2", label="class1").maps
+    for source in (str(folder), "someone/artnet-small"):
+        explainer = Explainer(source, device="cpu")
+        assert explainer.checkpoint == str(folder if source == str(folder) else snapshot)
+        maps = explainer.explain(video, block="conv3_2", label="class1").maps
+        assert list(maps) == ["appearance", "relation"]
+        for name in maps:
+            np.testing.assert_array_equal(maps[name], expected[name])
+    with pytest.raises(CheckpointError, match="someone/elsewhere: no such checkpoint file or model folder, nor a Hugging Face"):
+        Explainer("someone/elsewhere", device="cpu")
 
 
 def test_bad_class_block_or_start_is_one_line(synthetic, artnet_checkpoint):
