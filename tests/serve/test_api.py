@@ -8,9 +8,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from artnet.cli import main
 from artnet.engine.predict import predict
 from artnet.errors import InvalidValue
 from artnet.serve import ServeSettings
@@ -153,6 +155,30 @@ def test_a_request_past_its_time_limit_gets_504_and_leaves_nothing(trained_check
         release.set()
         wait_until_idle(app)
         assert app.state.service.admitted == 0 and not list(app.state.service.uploads.iterdir())
+
+
+def test_the_model_is_loaded_once_for_the_top_k_and_the_maps(trained_checkpoint, monkeypatch):
+    reads, load = [], torch.load
+
+    def counted_load(*args, **kwargs):
+        reads.append(args[0])
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted_load)
+    service = make_app(trained_checkpoint).state.service
+    assert [str(path) for path in reads] == [trained_checkpoint]
+    assert service.explainer.model is service.predictor.loaded.model is service.predictor.model  # fp32: applied in place
+
+
+def test_a_model_folder_serves_as_its_checkpoint(client, trained_checkpoint, trained_run, tmp_path):
+    folder = tmp_path / "model"
+    assert main(["export", trained_checkpoint, "--format", "hf", "--out", str(folder)]) == 0
+    video = trained_run.dataset.clips("test")[3][0]
+    expected = client.post("/v1/predict?timeline=false", files=upload(video)).json()
+    with TestClient(make_app(str(folder))) as from_folder:
+        answer = from_folder.post("/v1/predict?timeline=false", files=upload(video)).json()
+    assert answer["top"] == expected["top"] and answer["explanation"] == expected["explanation"]
+    assert list(answer["explanation"]["maps"]) == ["appearance", "relation"]
 
 
 def test_settings_are_checked():
