@@ -6,6 +6,7 @@ import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +15,9 @@ from PIL import Image
 
 from artnet.cli import main
 from artnet.engine.predict import predict
-from artnet.errors import InvalidValue
+from artnet.errors import DataError, InvalidValue
 from artnet.serve import ServeSettings
+from artnet.serve.app import _named
 
 from .conftest import make_app
 
@@ -179,6 +181,18 @@ def test_a_model_folder_serves_as_its_checkpoint(client, trained_checkpoint, tra
         answer = from_folder.post("/v1/predict?timeline=false", files=upload(video)).json()
     assert answer["top"] == expected["top"] and answer["explanation"] == expected["explanation"]
     assert list(answer["explanation"]["maps"]) == ["appearance", "relation"]
+
+
+def test_errors_name_no_path_of_the_server(app, client, trained_checkpoint, trained_run):
+    video = trained_run.dataset.clips("test")[0][0]
+    response = client.post("/v1/predict?class=Risng", files=upload(video))
+    assert response.status_code == 422
+    assert response.json()["error"] == "no class 'Risng' (did you mean 'Rising'?); the model knows 12 classes"
+    service = app.state.service
+    inner = DataError(f"{Path(trained_checkpoint).resolve()}: damaged, as is {service.uploads / 'a' / 'upload'}")
+    assert _named(inner, str(service.uploads / "b" / "upload"), "clip.mp4", service.private) == (
+        "the model: damaged, as is uploads/a/upload"
+    )
 
 
 def test_settings_are_checked():

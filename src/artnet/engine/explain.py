@@ -181,10 +181,18 @@ class Explainer:
         )
 
     def _class_index(self, label: str) -> int:
-        if label not in self.classes:
-            hint = _suggest(label, self.classes)
-            raise ConfigError(f"{self.checkpoint}: no class {label!r}{hint}; the model knows {len(self.classes)} classes")
-        return self.classes.index(label)
+        try:
+            return class_index(self.classes, label)
+        except ConfigError as error:
+            raise ConfigError(f"{self.checkpoint}: {error}") from None
+
+
+def class_index(classes: list[str], label: str) -> int:
+    """The index of class ``label``; a ConfigError naming the closest classes otherwise (and no file:
+    ``artnet serve`` answers it to clients, who know the model by its classes alone)."""
+    if label not in classes:
+        raise ConfigError(f"no class {label!r}{_suggest(label, classes)}; the model knows {len(classes)} classes")
+    return classes.index(label)
 
 
 def explain(video: str | Path, checkpoint: str | Path, *, device: str = "auto", **options) -> Explanation:
