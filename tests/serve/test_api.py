@@ -159,6 +159,35 @@ def test_a_request_past_its_time_limit_gets_504_and_leaves_nothing(trained_check
         assert app.state.service.admitted == 0 and not list(app.state.service.uploads.iterdir())
 
 
+def test_a_timeline_running_past_the_time_limit_is_stopped_with_504_and_leaves_nothing(
+    trained_checkpoint, trained_run, monkeypatch
+):
+    """The top-k is answered in time, then the timeline's first window outlasts the limit (held here
+    until the client has its 504, as the windows of a long video would add up): the timeline stops at
+    its next time check rather than score the other windows, its slot is freed and its upload deleted."""
+    app = make_app(trained_checkpoint, timeout_s=3.0)
+    service = app.state.service
+    timeline, scored, answered = service.predictor.timeline, [], threading.Event()
+
+    def held_timeline(video, *, progress, **options):
+        def slow_window(done):
+            scored.append(done)
+            answered.wait(60)
+            progress(done)
+
+        return timeline(video, progress=slow_window, **options)
+
+    monkeypatch.setattr(service.predictor, "timeline", held_timeline)
+    video = trained_run.dataset.clips("test")[0][0]
+    with TestClient(app) as client:
+        response = client.post("/v1/predict?maps=false&stride=4", files=upload(video))  # 4 windows
+        answered.set()
+        assert response.status_code == 504 and "limit of 3 s" in response.json()["error"]
+        wait_until_idle(app)
+        assert scored == [1] and service.admitted == 0 and not list(service.uploads.iterdir())
+        assert client.post("/v1/predict?timeline=false&maps=false", files=upload(video)).status_code == 200
+
+
 def test_the_model_is_loaded_once_for_the_top_k_and_the_maps(trained_checkpoint, monkeypatch):
     reads, load = [], torch.load
 
