@@ -2,6 +2,7 @@
 autograd), the pictures and the JSON, and errors."""
 
 import json
+import shutil
 
 import av
 import numpy as np
@@ -10,29 +11,22 @@ import torch
 from PIL import Image
 
 from artnet import create_model
+from artnet.cli import main
 from artnet.data import ClipSpec
-from artnet.engine.auto_acceleration import probe_clips
 from artnet.engine.checkpoint import model_payload, save_checkpoint
 from artnet.engine.explain import Explainer, named_blocks, object_mass, resolve_block, smart_of
-from artnet.errors import ConfigError, DataError
+from artnet.errors import CheckpointError, ConfigError, DataError
 
+from ..conftest import calibrated_model
 from .conftest import cli
 
 CLIP = ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32)
 
 
 def checkpoint(tmp_path, name: str, **options) -> str:
-    """An untrained model whose BN statistics are those of clips like the inputs: with the initial
-    ones (mean 0, variance 1), the squares of the relation branches overflow a few blocks deep."""
-    model = create_model(name, num_classes=12, width_mult=0.125, **options)
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)]
-    for norm in norms:
-        norm.momentum = None  # a cumulative average
-    with torch.no_grad():
-        model.train()(probe_clips(CLIP, batch=8))
-    for norm in norms:
-        norm.momentum = 0.1
-    return str(save_checkpoint(tmp_path / f"{name}.pt", model_payload(model.eval(), [f"class{i}" for i in range(12)], CLIP)))
+    """An untrained model, its BN statistics those of clips like the inputs (:func:`calibrated_model`)."""
+    model = calibrated_model(name, CLIP, 12, width_mult=0.125, **options)
+    return str(save_checkpoint(tmp_path / f"{name}.pt", model_payload(model, [f"class{i}" for i in range(12)], CLIP)))
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +136,33 @@ def test_explain_the_command_writes_the_contact_sheet_and_the_video(synthetic, a
     assert set(raw["maps"]) == {"appearance", "relation"} and np.array(raw["maps"]["relation"]["values"]).shape == tuple(
         raw["maps"]["relation"]["shape"]
     )
+
+
+def test_a_model_folder_or_a_hub_repository_is_read_as_predict_reads_it(synthetic, artnet_checkpoint, tmp_path, monkeypatch):
+    """``artnet export --format hf``'s folder, and the same folder as a Hub download leaves it in the local
+    Hugging Face cache (read offline): the maps of the checkpoint file itself."""
+    import huggingface_hub.constants
+
+    folder = tmp_path / "artnet-small"
+    assert main(["export", artnet_checkpoint, "--format", "hf", "--out", str(folder)]) == 0
+    snapshot = tmp_path / "hub" / "models--someone--artnet-small" / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    video = synthetic.clips("test")[2][0]
+    expected = Explainer(artnet_checkpoint, device="cpu").explain(video, block="conv3_2", label="class1").maps
+    for source in (str(folder), "someone/artnet-small"):
+        explainer = Explainer(source, device="cpu")
+        assert explainer.checkpoint == str(folder if source == str(folder) else snapshot)
+        maps = explainer.explain(video, block="conv3_2", label="class1").maps
+        assert list(maps) == ["appearance", "relation"]
+        for name in maps:
+            np.testing.assert_array_equal(maps[name], expected[name])
+    with pytest.raises(CheckpointError, match="someone/elsewhere: no such checkpoint file or model folder, nor a Hugging Face"):
+        Explainer("someone/elsewhere", device="cpu")
 
 
 def test_bad_class_block_or_start_is_one_line(synthetic, artnet_checkpoint):

@@ -116,37 +116,62 @@ def test_a_timeline_is_of_one_video(reference_run, long_video):
     assert result.returncode == 2 and "--timeline takes one video, got 2" in result.stderr and result.stderr.count("\n") == 1
 
 
+# The peak of this process, and of each DataLoader worker as the kernel reports it when the worker is
+# reaped (os.wait4): RUSAGE_CHILDREN would also hold the children that importing torch runs, which report
+# the size they were forked at, larger than a worker's.
 PEAK_MEMORY = textwrap.dedent(
     """
-    import resource, sys
+    import os, resource, sys
     from artnet.engine.predict import Predictor
-    Predictor(sys.argv[1], device="cpu", acceleration="fp32").timeline(sys.argv[2], step=16, num_workers=0)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+    workers = {}
+
+    def waitpid(pid, options):
+        reaped, status, usage = os.wait4(pid, options)
+        if reaped:
+            workers[reaped] = usage.ru_maxrss
+        return reaped, status
+
+    os.waitpid = waitpid
+    Predictor(sys.argv[1], device="cpu", acceleration="fp32").timeline(sys.argv[2], step=16, num_workers=int(sys.argv[3]))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(workers), max(workers.values(), default=0))
     """
 )
 
 
-@pytest.mark.slow
-def test_memory_does_not_grow_with_the_video(tmp_path):
-    """Frames are decoded at 128 x 170 (65 KB each): a video ten times as long (5000 frames, 200 s;
-    325 MB of frames if they were all held) takes no more memory at its peak, but for the windows'
-    probabilities."""
+@pytest.fixture(scope="module")
+def short_and_long(tmp_path_factory):
+    """A model that decodes at 128 x 170 (65 KB a frame), and a video of 500 frames and one ten times as
+    long (5000 frames, 200 s: 325 MB of frames if they were all held)."""
+    folder = tmp_path_factory.mktemp("memory")
     model = create_model("c3d_r18", num_classes=5, width_mult=0.125, depths=[1, 1, 1, 1])
     checkpoint = save_checkpoint(
-        tmp_path / "model.pt", model_payload(model, list("abcde"), ClipSpec(clip_len=8, frame_size=(128, 170), crop_size=32))
+        folder / "model.pt", model_payload(model, list("abcde"), ClipSpec(clip_len=8, frame_size=(128, 170), crop_size=32))
     )
-    rng = np.random.default_rng(0)
-    noise = rng.integers(0, 256, (50, 48, 64, 3), dtype=np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (50, 48, 64, 3), dtype=np.uint8)
+    lengths = {"short": 500, "long": 5000}
+    videos = {name: write_video(folder / f"{name}.mp4", (noise[i % 50] for i in range(count))) for name, count in lengths.items()}
+    return checkpoint, videos
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_memory_does_not_grow_with_the_video(short_and_long, num_workers):
+    """The video ten times as long takes no more memory at its peak, but for the windows' probabilities:
+    neither in the process that scores the windows nor in the workers that decode them."""
+    checkpoint, videos = short_and_long
     peaks = {}
-    for name, count in (("short", 500), ("long", 5000)):
-        video = write_video(tmp_path / f"{name}.mp4", (noise[i % 50] for i in range(count)))
+    for name, video in videos.items():
         child = subprocess.run(
-            [sys.executable, "-c", PEAK_MEMORY, str(checkpoint), str(video)],
+            [sys.executable, "-c", PEAK_MEMORY, str(checkpoint), str(video), str(num_workers)],
             env={"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "PATH": ""},
             capture_output=True,
             text=True,
             timeout=300,
             check=True,
         )
-        peaks[name] = int(child.stdout.split()[-1]) / 1024  # MiB
-    assert peaks["long"] - peaks["short"] < 40, peaks
+        scoring, workers, decoding = map(int, child.stdout.split()[-3:])
+        assert workers == num_workers, child.stdout  # every worker reaped, so counted
+        peaks[name] = {"scoring": scoring / 1024, "workers": decoding / 1024}  # MiB
+    assert peaks["long"]["scoring"] - peaks["short"]["scoring"] < 40, peaks
+    assert peaks["long"]["workers"] - peaks["short"]["workers"] < 40, peaks

@@ -6,14 +6,18 @@ import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from artnet.cli import main
 from artnet.engine.predict import predict
-from artnet.errors import InvalidValue
+from artnet.errors import DataError, InvalidValue
 from artnet.serve import ServeSettings
+from artnet.serve.app import _named
 
 from .conftest import make_app
 
@@ -153,6 +157,71 @@ def test_a_request_past_its_time_limit_gets_504_and_leaves_nothing(trained_check
         release.set()
         wait_until_idle(app)
         assert app.state.service.admitted == 0 and not list(app.state.service.uploads.iterdir())
+
+
+def test_a_timeline_running_past_the_time_limit_is_stopped_with_504_and_leaves_nothing(
+    trained_checkpoint, trained_run, monkeypatch
+):
+    """The top-k is answered in time, then the timeline's first window outlasts the limit (held here
+    until the client has its 504, as the windows of a long video would add up): the timeline stops at
+    its next time check rather than score the other windows, its slot is freed and its upload deleted."""
+    app = make_app(trained_checkpoint, timeout_s=3.0)
+    service = app.state.service
+    timeline, scored, answered = service.predictor.timeline, [], threading.Event()
+
+    def held_timeline(video, *, progress, **options):
+        def slow_window(done):
+            scored.append(done)
+            answered.wait(60)
+            progress(done)
+
+        return timeline(video, progress=slow_window, **options)
+
+    monkeypatch.setattr(service.predictor, "timeline", held_timeline)
+    video = trained_run.dataset.clips("test")[0][0]
+    with TestClient(app) as client:
+        response = client.post("/v1/predict?maps=false&stride=4", files=upload(video))  # 4 windows
+        answered.set()
+        assert response.status_code == 504 and "limit of 3 s" in response.json()["error"]
+        wait_until_idle(app)
+        assert scored == [1] and service.admitted == 0 and not list(service.uploads.iterdir())
+        assert client.post("/v1/predict?timeline=false&maps=false", files=upload(video)).status_code == 200
+
+
+def test_the_model_is_loaded_once_for_the_top_k_and_the_maps(trained_checkpoint, monkeypatch):
+    reads, load = [], torch.load
+
+    def counted_load(*args, **kwargs):
+        reads.append(args[0])
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted_load)
+    service = make_app(trained_checkpoint).state.service
+    assert [str(path) for path in reads] == [trained_checkpoint]
+    assert service.explainer.model is service.predictor.loaded.model is service.predictor.model  # fp32: applied in place
+
+
+def test_a_model_folder_serves_as_its_checkpoint(client, trained_checkpoint, trained_run, tmp_path):
+    folder = tmp_path / "model"
+    assert main(["export", trained_checkpoint, "--format", "hf", "--out", str(folder)]) == 0
+    video = trained_run.dataset.clips("test")[3][0]
+    expected = client.post("/v1/predict?timeline=false", files=upload(video)).json()
+    with TestClient(make_app(str(folder))) as from_folder:
+        answer = from_folder.post("/v1/predict?timeline=false", files=upload(video)).json()
+    assert answer["top"] == expected["top"] and answer["explanation"] == expected["explanation"]
+    assert list(answer["explanation"]["maps"]) == ["appearance", "relation"]
+
+
+def test_errors_name_no_path_of_the_server(app, client, trained_checkpoint, trained_run):
+    video = trained_run.dataset.clips("test")[0][0]
+    response = client.post("/v1/predict?class=Risng", files=upload(video))
+    assert response.status_code == 422
+    assert response.json()["error"] == "no class 'Risng' (did you mean 'Rising'?); the model knows 12 classes"
+    service = app.state.service
+    inner = DataError(f"{Path(trained_checkpoint).resolve()}: damaged, as is {service.uploads / 'a' / 'upload'}")
+    assert _named(inner, str(service.uploads / "b" / "upload"), "clip.mp4", service.private) == (
+        "the model: damaged, as is uploads/a/upload"
+    )
 
 
 def test_settings_are_checked():

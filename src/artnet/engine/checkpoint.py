@@ -248,6 +248,27 @@ def model_from_checkpoint(checkpoint: dict[str, Any] | str | Path, *, source: st
     return model
 
 
+@dataclass
+class LoadedModel:
+    """A checkpoint's model rebuilt in fp32 and eval mode on a device, with what its weights expect: what
+    :func:`load_model` gives the Predictor and the Explainer, which can share one (``artnet serve``)."""
+
+    source: str  # the checkpoint file or model folder read (for a Hub repository id: its download in the local cache)
+    payload: dict[str, Any]  # as load_checkpoint returns it
+    clip: ClipSpec
+    classes: list[str]
+    model: nn.Module
+    device: torch.device
+
+
+def load_model(source: str | Path, device: torch.device) -> LoadedModel:
+    """The model of a checkpoint file, a model folder or a Hugging Face Hub repository id, on ``device``."""
+    path = str(resolve_pretrained(source))
+    payload = load_checkpoint(path)
+    model = model_from_checkpoint(payload, source=path).to(device).eval()
+    return LoadedModel(path, payload, clip_spec(payload, path), list(payload["classes"]), model, device)
+
+
 def describe_model(checkpoint: dict[str, Any]) -> str:
     """``artnet_r18_d (width_mult=0.125, num_classes=12)``: which model a checkpoint holds, for logs."""
     spec = checkpoint["model"]

@@ -40,7 +40,7 @@ from ..data.windows import VideoWindows
 from ..errors import ConfigError, DataError
 from ..models.registry import _suggest
 from ..models.smart import SMART
-from .checkpoint import clip_spec, load_checkpoint, model_from_checkpoint
+from .checkpoint import LoadedModel, load_model
 from .distributed import init_distributed
 
 BRANCHES = ("appearance", "relation")
@@ -117,15 +117,14 @@ def resolve_block(model: nn.Module, name: str | None) -> str:
 
 
 class Explainer:
-    """A checkpoint's model in fp32 (gradients, exact maps), ready to explain clips of videos."""
+    """A checkpoint's model in fp32 (gradients, exact maps), ready to explain clips of videos: read as the
+    Predictor reads it (a checkpoint file, a model folder or a Hub repository id), or one already loaded
+    (a :class:`~artnet.engine.checkpoint.LoadedModel`, e.g. a Predictor's ``loaded``: on its device)."""
 
-    def __init__(self, checkpoint: str | Path, *, device: str = "auto"):
-        self.checkpoint = str(checkpoint)
-        payload = load_checkpoint(checkpoint)
-        self.clip = clip_spec(payload, self.checkpoint)
-        self.classes = list(payload["classes"])
-        self.device = init_distributed(device).device
-        self.model = model_from_checkpoint(payload, source=self.checkpoint).to(self.device).eval()
+    def __init__(self, checkpoint: str | Path | LoadedModel, *, device: str = "auto"):
+        loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, init_distributed(device).device)
+        self.checkpoint, self.clip, self.classes = loaded.source, loaded.clip, loaded.classes
+        self.device, self.model = loaded.device, loaded.model
 
     def explain(
         self,
@@ -182,10 +181,18 @@ class Explainer:
         )
 
     def _class_index(self, label: str) -> int:
-        if label not in self.classes:
-            hint = _suggest(label, self.classes)
-            raise ConfigError(f"{self.checkpoint}: no class {label!r}{hint}; the model knows {len(self.classes)} classes")
-        return self.classes.index(label)
+        try:
+            return class_index(self.classes, label)
+        except ConfigError as error:
+            raise ConfigError(f"{self.checkpoint}: {error}") from None
+
+
+def class_index(classes: list[str], label: str) -> int:
+    """The index of class ``label``; a ConfigError naming the closest classes otherwise (and no file:
+    ``artnet serve`` answers it to clients, who know the model by its classes alone)."""
+    if label not in classes:
+        raise ConfigError(f"no class {label!r}{_suggest(label, classes)}; the model knows {len(classes)} classes")
+    return classes.index(label)
 
 
 def explain(video: str | Path, checkpoint: str | Path, *, device: str = "auto", **options) -> Explanation:

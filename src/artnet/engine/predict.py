@@ -25,7 +25,7 @@ from ..data.windows import VideoWindows
 from ..errors import DataError
 from ..table import format_table
 from .auto_acceleration import acceleration_for
-from .checkpoint import clip_spec, describe_model, load_checkpoint, model_from_checkpoint, resolve_pretrained
+from .checkpoint import describe_model, load_model
 from .distributed import init_distributed
 from .evaluate import batched_view_logits, get_protocol, score_videos
 
@@ -67,17 +67,16 @@ class Predictor:
     ``artnet serve`` ask one."""
 
     def __init__(self, checkpoint: str | Path, *, device: str = "auto", acceleration: str = "auto"):
-        self.checkpoint = str(resolve_pretrained(checkpoint))  # a file, a model folder, or a Hub repository id
         self.env = init_distributed(device)
-        self.payload = load_checkpoint(self.checkpoint)
-        self.clip = clip_spec(self.payload, self.checkpoint)
-        self.classes = list(self.payload["classes"])
-        model = model_from_checkpoint(self.payload, source=self.checkpoint).to(self.env.device).eval()
-        choice = acceleration_for(acceleration, model, self.clip, self.env, identity=describe_model(self.payload))
+        loaded = self.loaded = load_model(checkpoint, self.env.device)  # a file, a model folder, or a Hub repository id
+        self.checkpoint, self.payload, self.clip, self.classes = loaded.source, loaded.payload, loaded.clip, loaded.classes
+        choice = acceleration_for(acceleration, loaded.model, self.clip, self.env, identity=describe_model(self.payload))
         if self.env.is_main:
             print(choice.reason, file=sys.stderr)
         self.accel = choice.acceleration
-        self.model = self.accel.apply(model)
+        # channels_last converts loaded.model in place and compile wraps it: loaded.model stays an eager fp32
+        # module, which an Explainer can share
+        self.model = self.accel.apply(loaded.model)
         trained = (self.payload.get("config") or {}).get("data", {})  # converted weights carry no training config
         self.flip, self.flip_label_map = trained.get("flip", True), trained.get("flip_label_map", ())
 

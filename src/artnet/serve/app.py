@@ -74,14 +74,19 @@ class Service:
         get_protocol(settings.protocol)  # an unknown protocol or block fails now, not at the first request
         self.settings = settings
         self.predictor = Predictor(settings.checkpoint, device=settings.device, acceleration=settings.acceleration)
-        self.explainer = Explainer(settings.checkpoint, device=settings.device)
+        self.explainer = Explainer(self.predictor.loaded)  # the Predictor's model: loaded once, kept once
         resolve_block(self.explainer.model, settings.block)
+        model = Path(self.predictor.checkpoint)
+        self.private = {str(model.resolve()): "the model"}  # the paths of this machine that no answer shows
+        if os.sep in str(model):  # a relative path: as read, it still names folders here
+            self.private[str(model)] = "the model"
         self.admitted = 0  # requests between admission and the end of their work; changed on the event loop only
 
     def open(self) -> None:
         """While the server runs: the one thread that runs the model, and the private upload folder."""
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artnet-model")  # one model, one request at a time
         self.uploads = Path(tempfile.mkdtemp(prefix="artnet-serve-"))  # mode 0700: this user's only
+        self.private[str(self.uploads)] = "uploads"
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -105,10 +110,14 @@ class Service:
     def work(self, video: str, name: str, options: dict, deadline: float) -> dict:
         """The answer to a request whose upload is ``video`` (sent as ``name``); errors a client can
         act on are a :class:`RequestError` naming the upload by its name."""
+        from ..engine.explain import class_index
+
         try:
+            if options["label"] is not None:  # a class the model does not know: refused before any work
+                class_index(self.predictor.classes, options["label"])
             return self._answer(video, name, options, deadline)
         except ArtnetError as failure:  # a video the model cannot take, a block or class it does not have
-            raise RequestError(422, _named(failure, video, name)) from None
+            raise RequestError(422, _named(failure, video, name, self.private)) from None
 
     def _answer(self, video: str, name: str, options: dict, deadline: float) -> dict:
         started = time.perf_counter()
@@ -304,9 +313,13 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in base)[:120]
 
 
-def _named(error, path: str, name: str) -> str:
-    """An error message with the private upload path replaced by the name the client sent."""
-    return str(error).replace(path, name)
+def _named(error, path: str, name: str, private: dict[str, str]) -> str:
+    """An error message with the private upload path replaced by the name the client sent, and the server's
+    other ``private`` paths (the longest first) by what they are to a client."""
+    message = str(error).replace(path, name)
+    for hidden in sorted(private, key=len, reverse=True):
+        message = message.replace(hidden, private[hidden])
+    return message
 
 
 def _png(render, subject) -> str:
