@@ -634,6 +634,7 @@ def _display_orientation(frame, path: str) -> Orientation:
 #: mis-shapes frames of some widths, none a multiple of 64)
 _PROBE_SIZE = (64, 64)
 _TURN_MATCH = 8  # mean difference in levels
+_TURN_PROBES = 8  # frames tried, spread over the video, until one tells decord's turns apart
 
 
 class DecordReader(VideoReader):
@@ -642,8 +643,8 @@ class DecordReader(VideoReader):
 
     Opening probes the file with PyAV first, for the same refusals (a still image is no video) and for
     the orientation. decord turns some rotated videos itself (the quarter turns of an MP4's display matrix,
-    never a mirror, not Matroska's), so for a rotated video the reader compares decord's first frame with
-    PyAV's to learn which quarter turn decord gave, and does the rest.
+    never a mirror, not Matroska's), so for a rotated video the reader compares a frame of decord's with
+    PyAV's (the first that is not flat) to learn which quarter turn decord gave, and does the rest.
     """
 
     backend = "decord"
@@ -654,12 +655,11 @@ class DecordReader(VideoReader):
         except ImportError:
             raise DataError("backend 'decord' needs the decord package: pip install 'artnet[decord]'") from None
         self.path = path
-        with PyAVReader(path, size=_PROBE_SIZE) as probe:
-            self._orientation = probe.orientation
-            self._size = output_size(*probe.source_size, size)
-            upright_first = None if self._orientation.upright else probe.read([0])[0]
         try:
-            self._turns = 0 if upright_first is None else self._decord_turns(decord, upright_first, threads)
+            with PyAVReader(path, size=_PROBE_SIZE) as probe:
+                self._orientation = probe.orientation
+                self._size = output_size(*probe.source_size, size)
+                self._turns = 0 if self._orientation.upright else self._decord_turns(decord, probe, threads)
             height, width = self._decoded_size
             self._reader = decord.VideoReader(path, width=width, height=height, num_threads=threads)
             self._num_frames = len(self._reader)
@@ -674,20 +674,23 @@ class DecordReader(VideoReader):
         height, width = self._size
         return (width, height) if self._orientation.transpose != (self._turns % 2 == 1) else (height, width)
 
-    def _decord_turns(self, decord, upright_first: np.ndarray, threads: int) -> int:
-        """Quarter turns (counter-clockwise) decord applies by itself, found on the first frame."""
+    def _decord_turns(self, decord, probe: PyAVReader, threads: int) -> int:
+        """Quarter turns (counter-clockwise) decord applies by itself, found on the first frame that tells
+        them apart: a frame that looks the same turned (a flat black one, as a video fading in starts) cannot,
+        so later frames are tried, spread over the video."""
         height, width = _PROBE_SIZE
-        first = decord.VideoReader(self.path, width=width, height=height, num_threads=threads)[0].asnumpy()
-        errors = {}
-        for turns in range(4):
-            candidate = self._orientation.apply(np.rot90(first, -turns))
-            errors[turns] = float(np.abs(candidate.astype(np.int16) - upright_first).mean())
-        ranked = sorted(errors, key=errors.get)
-        # the right turn matches but for the two decoders' scaling (a few levels); a first frame that looks
-        # the same turned (a flat black one) cannot tell
-        if errors[ranked[0]] > _TURN_MATCH or errors[ranked[1]] < errors[ranked[0]] + _TURN_MATCH:
-            raise DataError(f"{self.path}: cannot tell how decord turns this rotated video; use backend 'pyav'")
-        return ranked[0]
+        turned = decord.VideoReader(self.path, width=width, height=height, num_threads=threads)
+        for index in dict.fromkeys(np.linspace(0, probe.num_frames - 1, _TURN_PROBES).astype(int).tolist()):
+            upright = probe.read([index])[0].astype(np.int16)
+            decoded = turned[index].asnumpy()
+            errors = {t: float(np.abs(self._orientation.apply(np.rot90(decoded, -t)) - upright).mean()) for t in range(4)}
+            ranked = sorted(errors, key=errors.get)
+            # the right turn matches but for the two decoders' scaling (a few levels), and the others do not
+            if errors[ranked[0]] <= _TURN_MATCH and errors[ranked[1]] >= errors[ranked[0]] + _TURN_MATCH:
+                return ranked[0]
+        raise DataError(
+            f"{self.path}: cannot tell how decord turns this rotated video (no frame tells the turns apart); use backend 'pyav'"
+        )
 
     @property
     def frame_rate(self) -> Fraction | None:
