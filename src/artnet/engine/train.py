@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data import seed_worker
-from ..errors import ConfigError
+from ..errors import ConfigError, DivergedError
 from ..models.tsn import consensus_forward
 from ..outputs import output_folder, refuse_replacing
 from .acceleration import Acceleration
@@ -149,6 +149,10 @@ def train(config: Config) -> dict:
                 loss_sum += loss.item()
                 data_time += tock - tick
                 compute_time += time.perf_counter() - tock
+            mean_loss = all_reduce_mean(loss_sum, env)  # every process sees a non-finite loss of any, and stops with it
+            if not math.isfinite(mean_loss):
+                # the loss of this iteration is that of the weights of the one before: their checkpoint is no good
+                raise DivergedError(diverged(checkpoints, iteration + 1, f"the training loss is {mean_loss}", bad_from=iteration))
             if config.solver.clip_grad_norm > 0:
                 trainables.scaler.unscale_(trainables.optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), config.solver.clip_grad_norm)
@@ -164,7 +168,7 @@ def train(config: Config) -> dict:
                     "train",
                     done,
                     {
-                        "loss": all_reduce_mean(loss_sum, env),
+                        "loss": mean_loss,
                         "lr": lr,
                         "epoch": state.epoch,
                         "clips_per_s": clips_per_second,
@@ -193,6 +197,8 @@ def train(config: Config) -> dict:
                     checkpoints.save_weights("best.pt", payload(iteration=done, metrics=metrics.as_dict()))
 
             if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
+                if not all(torch.isfinite(p).all() for p in model.parameters()):  # never a checkpoint to resume into NaN
+                    raise DivergedError(diverged(checkpoints, done, "the weights are no longer finite numbers", bad_from=done))
                 state.elapsed_seconds = time.perf_counter() - started
                 rng = gather_objects(capture_rng(env.device), env)  # every process's, for an exact resume
                 if env.is_main:
@@ -251,6 +257,18 @@ def how_to_go_on(checkpoints: RunCheckpoints, state: TrainingState) -> str:
     saved = checkpoints.iterations()
     where = f"from iteration {checkpoints.iteration_of(saved[-1])} ({saved[-1]})" if saved else "from the start (no checkpoint yet)"
     return f"training stopped at iteration {state.iteration}: the same command resumes {where}"
+
+
+def diverged(checkpoints: RunCheckpoints, iteration: int, what: str, bad_from: int) -> str:
+    """Why a run stopped that diverged, and how to go on: from its last good checkpoint (one before
+    iteration ``bad_from``, whose weights gave a finite loss), more gently."""
+    good = [path for path in checkpoints.iterations() if checkpoints.iteration_of(path) < bad_from]
+    stopped = f"iteration {iteration}: {what}: the run diverged and stopped"
+    gently = "a lower solver.base_lr (or solver.clip_grad_norm)"
+    if not good:
+        return f"{stopped}; no good checkpoint was written yet: train again with {gently} and train.overwrite=true"
+    last = f"iteration {checkpoints.iteration_of(good[-1])}"
+    return f"{stopped}; to go on from its last good checkpoint ({last}), add train.resume={good[-1]} and {gently}"
 
 
 def micro_batches(dataset, sampler: ResumableSampler, position: TrainingState, size: int, config: Config, env: DistributedEnv) -> Iterator:
