@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .parsing import add_model_options, add_video_options
+from .parsing import add_model_options, add_video_options, integer, number
 
 
 def add_parser(subparsers) -> None:
@@ -26,12 +26,14 @@ def add_parser(subparsers) -> None:
         help="conv1, conv2_1 ... conv5_2 (or res2a ... res5b, or a stage: conv5_x; default: the deepest SMART block)",
     )
     parser.add_argument("--class", dest="label", default=None, help="the class to explain (default: the clip's top-1)")
-    parser.add_argument("--start", type=int, default=None, help="the clip's first frame (default: the centre clip)")
+    parser.add_argument("--start", type=integer(0), default=None, help="the clip's first frame (default: the centre clip)")
     parser.add_argument(
         "--format", default="png", choices=("png", "json"), help="png: the PNG and the MP4 (default); json: raw maps on stdout"
     )
     parser.add_argument("--out", default=None, help="path of the outputs without suffix (default: <video name>_explain)")
-    parser.add_argument("--fps", type=float, default=4, help="frame rate of the MP4 (default 4: a 16-frame clip lasts 4 s)")
+    parser.add_argument(
+        "--fps", type=number(positive=True), default=4, help="frame rate of the MP4 (default 4: a 16-frame clip lasts 4 s)"
+    )
     add_model_options(parser, acceleration=False)  # maps need gradients: fp32, as defined
     add_video_options(parser)
     parser.set_defaults(run=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .parsing import add_model_options, add_video_options
+from .parsing import add_model_options, add_video_options, integer
 
 
 def add_parser(subparsers) -> None:
@@ -34,8 +34,8 @@ def add_parser(subparsers) -> None:
         "--root", default=None, help="list files: the folder their paths are relative to (default: the list's folder)"
     )
     add_model_options(parser)
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
-    parser.add_argument("--view-batch", type=int, default=10, help="views per forward pass (default 10)")
+    parser.add_argument("--workers", type=integer(0), default=2, help="decoding processes (DataLoader workers; default 2)")
+    parser.add_argument("--view-batch", type=integer(1), default=10, help="views per forward pass (default 10)")
     add_video_options(parser)
     parser.set_defaults(run=run)
 

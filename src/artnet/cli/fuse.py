@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .parsing import number
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,7 +19,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--weights",
         nargs="+",
-        type=float,
+        type=number(0),
         metavar="W",
         help="one weight per file (default: equal; TSN fused RGB and flow at 1 1.5)",
     )

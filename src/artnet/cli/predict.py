@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from .parsing import add_model_options, add_video_options
+from .parsing import add_model_options, add_video_options, integer
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="top-k class names of videos (or, --timeline, of windows over one video)")
     parser.add_argument("inputs", nargs="+", help="video files, frame folders, or folders of videos")
     parser.add_argument("--checkpoint", required=True, help="a checkpoint file, model folder or Hugging Face Hub repository id")
-    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--topk", type=integer(1), default=5, help="classes per video (default 5)")
     parser.add_argument("--protocol", default="25x10", help="1clip | 25x10 | 10x3 | 25x1 (default 25x10)")
     parser.add_argument("--format", default="table", choices=("table", "json", "csv"))
     add_model_options(parser)
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
-    parser.add_argument("--view-batch", type=int, default=10, help="clips per forward pass (default 10)")
+    parser.add_argument("--workers", type=integer(0), default=2, help="decoding processes (DataLoader workers; default 2)")
+    parser.add_argument("--view-batch", type=integer(1), default=10, help="clips per forward pass (default 10)")
     add_video_options(parser)
     timeline = parser.add_argument_group(
         "timeline", "one video, however long: a window (a clip, centre crop) every --stride frames"
@@ -25,7 +25,10 @@ def add_parser(subparsers) -> None:
         "--timeline", action="store_true", help="the top-k of every window, not of the video (--protocol is ignored)"
     )
     timeline.add_argument(
-        "--stride", type=int, default=None, help="frames from one window to the next (default: a clip span, windows side by side)"
+        "--stride",
+        type=integer(1),
+        default=None,
+        help="frames from one window to the next (default: a clip span, windows side by side)",
     )
     timeline.add_argument(
         "--plot", default=None, metavar="PNG", help="write the class probabilities over time, naming those that win a window"
@@ -50,8 +53,6 @@ def run(args: argparse.Namespace) -> int:
         return 0 if all(p.error is None for p in predictions) else 1
     if len(args.inputs) != 1:
         raise ConfigError(f"--timeline takes one video, got {len(args.inputs)}")
-    if args.stride is not None and args.stride < 1:
-        raise ConfigError(f"--stride must be a positive number of frames, got {args.stride}")
     predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
     timeline = predictor.timeline(args.inputs[0], step=args.stride, **options)
     print(format_timeline(timeline, args.format, args.topk))
