@@ -31,6 +31,7 @@ def add_parser(subparsers) -> None:
         "--format", default="png", choices=("png", "json"), help="png: the PNG and the MP4 (default); json: raw maps on stdout"
     )
     parser.add_argument("--out", default=None, help="path of the outputs without suffix (default: <video name>_explain)")
+    parser.add_argument("--force", action="store_true", help="replace the PNG and the MP4 if they exist")
     parser.add_argument(
         "--fps", type=number(positive=True), default=4, help="frame rate of the MP4 (default 4: a 16-frame clip lasts 4 s)"
     )
@@ -41,7 +42,18 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.explain import explain
+    from ..outputs import new_file
 
+    if args.format == "json":
+        if args.out or args.force:
+            from ..errors import ConfigError
+
+            raise ConfigError("--out and --force go with --format png (json is printed)")
+    else:
+        out = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_explain")
+        sheet, video = out.with_name(out.name + ".png"), out.with_name(out.name + ".mp4")
+        for path in (sheet, video):  # before the work: a refusal costs nothing
+            new_file(path, force=args.force, inputs=[args.video])
     explanation = explain(
         args.video,
         args.checkpoint,
@@ -57,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..render import contact_sheet, explanation_video
 
-    out = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_explain")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet = contact_sheet(explanation, out.with_name(out.name + ".png"))
-    video = explanation_video(explanation, out.with_name(out.name + ".mp4"), fps=args.fps)
+    contact_sheet(explanation, sheet)
+    explanation_video(explanation, video, fps=args.fps)
     print(f"{explanation.label} ({explanation.score:.4f}) at {explanation.block} ({explanation.module}): {sheet}, {video}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .parsing import add_model_options, add_video_options, integer
 
@@ -36,23 +37,30 @@ def add_parser(subparsers) -> None:
     timeline.add_argument(
         "--annotate", default=None, metavar="MP4", help="write the video with the current top label and score on its frames"
     )
+    timeline.add_argument("--force", action="store_true", help="replace the --plot and --annotate files if they exist")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.predict import Predictor, format_predictions, format_timeline
     from ..errors import ConfigError
+    from ..outputs import new_file
 
     options = dict(num_workers=args.workers, view_batch=args.view_batch, backend=args.backend, frame_pattern=args.frame_pattern)
     if not args.timeline:
-        if args.stride or args.plot or args.annotate:
-            raise ConfigError("--stride, --plot and --annotate go with --timeline")
+        if args.stride or args.plot or args.annotate or args.force:
+            raise ConfigError("--stride, --plot, --annotate and --force go with --timeline")
         predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
         predictions = predictor.predict(args.inputs, topk=args.topk, protocol=args.protocol, **options)
         print(format_predictions(predictions, args.format))
         return 0 if all(p.error is None for p in predictions) else 1
     if len(args.inputs) != 1:
         raise ConfigError(f"--timeline takes one video, got {len(args.inputs)}")
+    outputs = [path for path in (args.plot, args.annotate) if path]
+    if len(outputs) == 2 and os.path.abspath(args.plot) == os.path.abspath(args.annotate):
+        raise ConfigError(f"--plot and --annotate name the same file, {args.plot}")
+    for path in outputs:  # before the work: a refusal costs nothing
+        new_file(path, force=args.force, inputs=args.inputs)
     predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
     timeline = predictor.timeline(args.inputs[0], step=args.stride, **options)
     print(format_timeline(timeline, args.format, args.topk))
