@@ -73,11 +73,11 @@ RUN_FILES = ("config.yaml", "log.jsonl", "best.pt", "final.pt", "checkpoints", "
 
 def train(config: Config) -> dict:
     env = init_distributed(config.train.device, config.train.dist_timeout)
+    checkpoints = RunCheckpoints(config.run_dir, config.train.keep_last)
+    resume_from = on_main_process(lambda: claim_run_dir(config, checkpoints), env)  # first: a refusal costs nothing
     seed_everything(config.train.seed + env.rank, config.train.deterministic)
     if env.device.type == "cuda":
         torch.backends.cudnn.benchmark = config.train.cudnn_benchmark and not config.train.deterministic
-    checkpoints = RunCheckpoints(config.run_dir, config.train.keep_last)
-    resume_from = on_main_process(lambda: claim_run_dir(config, checkpoints), env)
 
     # Data: the training set, and the validation set the in-training evaluation uses.
     train_set = build_dataset(config, "train")
