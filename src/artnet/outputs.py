@@ -107,7 +107,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", newline: str | None 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary file name beside ``path``, for a library that writes by name (PyAV, ONNX, safetensors):
+    """A temporary file name beside ``path``, for a library that writes by name (PyAV, ONNX):
     renamed to ``path`` when the block ends, removed if it fails, which leaves ``path`` as it was. A
     failed write is an :class:`OutputError` naming ``path``, as in :func:`atomic_write`."""
     path = Path(path)

@@ -232,9 +232,9 @@ def _features_name(path: str | Path, base: Path) -> str:
 
 
 def claim_features_dir(out: Path, force: bool, inputs: list[str]) -> bool:
-    """``out`` for features, before the videos are read: writable, and new, empty, or an extraction of
-    artnet extract (its ``extract.json`` and only the files it writes), which is resumed (True); other
-    files are refused unless ``force``. Its own files are never one of ``inputs``."""
+    """``out`` for features, before the model and the videos are read: writable, and new, empty, or an
+    extraction of artnet extract (its ``extract.json`` and only the files it writes), which is resumed
+    (True); other files are refused unless ``force``. Its own files are never one of ``inputs``."""
     resumed = (out / SETTINGS).is_file()
     if out.is_dir() and not force:
         foreign = [entry for entry in sorted(out.iterdir()) if not (resumed and _extraction_part(entry))]

@@ -178,7 +178,13 @@ def train(config: Config) -> dict:
                     },
                 )
 
-            if done == config.solver.max_iter or (config.train.eval_interval and done % config.train.eval_interval == 0):
+            evaluating = done == config.solver.max_iter or (config.train.eval_interval and done % config.train.eval_interval == 0)
+            saving = done == config.solver.max_iter or done % config.train.checkpoint_interval == 0
+            if (evaluating or saving) and not all(torch.isfinite(p).all() for p in model.parameters()):
+                # a step can overflow the weights while the loss before it was finite: never a checkpoint of them
+                raise DivergedError(diverged(checkpoints, done, "the weights are no longer finite numbers", bad_from=done))
+
+            if evaluating:
                 broadcast_buffers(model, env)
                 metrics = evaluate(
                     model,
@@ -196,9 +202,7 @@ def train(config: Config) -> dict:
                     state.best_top1 = metrics.top1
                     checkpoints.save_weights("best.pt", payload(iteration=done, metrics=metrics.as_dict()))
 
-            if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
-                if not all(torch.isfinite(p).all() for p in model.parameters()):  # never a checkpoint to resume into NaN
-                    raise DivergedError(diverged(checkpoints, done, "the weights are no longer finite numbers", bad_from=done))
+            if saving:
                 state.elapsed_seconds = time.perf_counter() - started
                 rng = gather_objects(capture_rng(env.device), env)  # every process's, for an exact resume
                 if env.is_main:
