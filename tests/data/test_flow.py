@@ -307,5 +307,7 @@ def test_cli_prepare_flow_lists_resume_and_shards(moving_clips, tmp_path, capsys
     assert "flow: 1 converted" in capsys.readouterr().out
     assert [p.name for p in shard.rglob("x_00001.jpg")] == ["x_00001.jpg"]
 
-    assert main([*command, "--flow-bound", "0"]) == 2
-    assert "flow bound must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # the option's range, before any work
+        main([*command, "--flow-bound", "0"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err == "artnet prepare: error: argument --flow-bound: must be a positive number, not '0'\n"
