@@ -50,7 +50,8 @@ def test_values_are_type_checked(override, message):
 
 
 @pytest.mark.parametrize(
-    "override", ["solver.base_lr=inf", "solver.base_lr=.inf", "solver.momentum=nan", "model.dropout=-.inf", "data.clip.clip_len=.inf"]
+    "override",
+    ["solver.base_lr=inf", "solver.base_lr=.inf", "solver.momentum=nan", "model.dropout=-.inf", "data.clip.clip_len=.inf"],
 )
 def test_no_setting_takes_an_infinite_or_undefined_number(override):
     key, value = override.split("=")
