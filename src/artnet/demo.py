@@ -41,7 +41,7 @@ from .engine.testing import run_test
 from .engine.train import train
 from .errors import DataError
 from .machine import cache_dir
-from .plots import pyplot
+from .plots import pyplot, save_figure
 from .table import format_table
 
 COMPARED = ("artnet_r18_d", "c3d_r18", "c2d_r18")
@@ -276,6 +276,6 @@ def plot_results(results: list[DemoResult], path: Path) -> Path | None:
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return path

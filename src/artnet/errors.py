@@ -41,3 +41,7 @@ class OutputError(ArtnetError):
 
 class FaultError(ArtnetError):
     """The machine stopped a run: a killed worker process, a lost peer process. The message says how to go on."""
+
+
+class DivergedError(ArtnetError):
+    """A training run whose loss (or weights) stopped being finite numbers: it stops rather than train on."""

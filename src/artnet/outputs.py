@@ -1,14 +1,15 @@
 """Where artnet writes: nothing replaced unless asked, the place checked before the work, files whole or absent.
 
-Every command that writes follows three rules (``docs/bad-input.md``):
+Every command that writes follows four rules (``docs/bad-input.md``):
 
 * it refuses, before any work, to replace what is not its own: an existing file or a folder of other
   files stays as it is unless the user asks (``--force``, ``train.overwrite=true``);
 * it checks, before the work, that it can write where it will: the folder exists or can be made, and
   a file can be created in it (:func:`output_folder`);
-* a file appears complete or not at all (:func:`atomic_write`): written under a temporary name in its
-  folder, then renamed over the old one; a write that fails (a full disk) removes the temporary file
-  and leaves the old file as it was.
+* a file appears complete or not at all (:func:`atomic_write`, :func:`atomic_path` for libraries that
+  write by name): written under a temporary name in its folder, then renamed over the old one; a write
+  that fails (a full disk) removes the temporary file and leaves the old file as it was;
+* an output is never one of the command's inputs (:func:`not_an_input`), whatever the user asks.
 
 Files are created with the permissions of any other file the user makes (``0o666`` less the umask),
 not the ``0o600`` of a temporary file.
@@ -20,7 +21,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator
 
 from .errors import OutputError
 
@@ -39,15 +40,32 @@ def output_folder(path: str | os.PathLike) -> Path:
     return path
 
 
-def new_file(path: str | os.PathLike, *, force: bool, how: str = "--force") -> Path:
-    """``path`` for a file about to be written: refused if a file is there (unless ``force``) or a folder is;
-    its folder checked with :func:`output_folder`."""
-    path = Path(path)
+def new_file(path: str | os.PathLike, *, force: bool, how: str = "--force", inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """``path`` for a file about to be written: refused if a file is there (unless ``force``) or a folder is,
+    and always if it is one of the command's ``inputs`` (:func:`not_an_input`); its folder checked with
+    :func:`output_folder`."""
+    path = not_an_input(path, inputs)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give the path of the file to write")
     if path.exists() and not force:
         raise OutputError(f"{path}: exists; {how} replaces it")
     output_folder(path.parent)
+    return path
+
+
+def not_an_input(path: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> Path:
+    """``path``, unless writing it would replace one of ``inputs`` (the same file under any name, a link):
+    an output never replaces what the command reads, ``--force`` or not."""
+    path = Path(path)
+    if path.exists():
+        for item in inputs:
+            try:
+                same = os.path.samefile(path, item)
+            except OSError:  # an input that does not exist (the command says so itself)
+                continue
+            if same:
+                named = "" if os.path.normpath(item) == os.path.normpath(path) else f" ({item})"
+                raise OutputError(f"{path}: is an input of this command{named}; write the output elsewhere")
     return path
 
 
@@ -74,24 +92,51 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", newline: str | None 
     A write that fails (no space left, a file size limit) is an :class:`OutputError` naming ``path``,
     even when a library wrapped the operating system's error in its own (``torch.save`` does).
     """
+    with atomic_path(path) as temporary:
+        file = _ErrorRecordingFile(open(temporary, mode, newline=newline))
+        try:
+            with file.raw:
+                yield file
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException as error:
+            if file.error is not None and error is not file.error:
+                raise file.error from None  # the system's reason, not the library's wrapping of it
+            raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file name beside ``path``, for a library that writes by name (PyAV, ONNX):
+    renamed to ``path`` when the block ends, removed if it fails, which leaves ``path`` as it was. A
+    failed write is an :class:`OutputError` naming ``path``, as in :func:`atomic_write`."""
     path = Path(path)
     existed = path.exists()
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    file = _ErrorRecordingFile(os.fdopen(handle, mode, newline=newline))
+    kept = "the previous file is unchanged" if existed else "nothing was left"
     try:
-        with file.raw:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"{path}: not written ({_blocked(path.parent, error)}); {kept}") from None
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        _fsync(temporary)
         os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
-        cause = file.error or (error if isinstance(error, OSError) else None)
-        if cause is None:
+        if not isinstance(error, OSError):
             raise
-        kept = "the previous file is unchanged" if existed else "nothing was left"
-        raise OutputError(f"{path}: not written ({cause.strerror or cause}); {kept}") from None
+        raise OutputError(f"{path}: not written ({error.strerror or error}); {kept}") from None
+
+
+def _fsync(path: str) -> None:
+    """The file's content on the disk before it is renamed into place (a crash then leaves old or new, whole)."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def current_umask() -> int:

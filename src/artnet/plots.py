@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
+from typing import IO
+
+from .outputs import atomic_write
 
 
 def pyplot() -> ModuleType | None:
@@ -15,3 +19,12 @@ def pyplot() -> ModuleType | None:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | os.PathLike | IO[bytes], dpi: int = 100) -> None:
+    """``fig`` as a PNG: to a binary file, or to a path, written whole or not at all (:func:`~artnet.outputs.atomic_write`)."""
+    if isinstance(path, (str, os.PathLike)):
+        with atomic_write(path) as file:
+            fig.savefig(file, dpi=dpi, format="png")
+    else:
+        fig.savefig(path, dpi=dpi, format="png")

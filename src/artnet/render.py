@@ -2,7 +2,8 @@
 videos with the current label drawn on them.
 
 PNG figures need matplotlib (the ``plots`` extra; ``explain`` and ``serve`` bring it too); videos
-are H.264 MP4 files written by PyAV, streamed frame by frame.
+are H.264 MP4 files written by PyAV, streamed frame by frame. A file named by its path is written
+whole or not at all (:mod:`artnet.outputs`): a failed write leaves what was there.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from .data.h264 import write_h264
 from .data.readers import open_video
 from .errors import ConfigError
-from .plots import pyplot
+from .outputs import atomic_path
+from .plots import pyplot, save_figure
 
 if TYPE_CHECKING:
     from .engine.explain import Explanation
@@ -93,7 +95,7 @@ def contact_sheet(explanation: Explanation, path: str | os.PathLike | IO[bytes],
         wspace=0.04,
         hspace=0.06,
     )
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -107,7 +109,8 @@ def explanation_video(explanation: Explanation, path: str | os.PathLike, fps: fl
             panels = [caption(_zoom(images[t], zoom), title) for title, images in rows.items()]
             yield np.concatenate(panels, axis=1)
 
-    write_h264(path, frames(), Fraction(fps).limit_denominator(1001), VIDEO_OPTIONS, portable=False)
+    with atomic_path(path) as temporary:
+        write_h264(temporary, frames(), Fraction(fps).limit_denominator(1001), VIDEO_OPTIONS, portable=False)
     return os.fspath(path)
 
 
@@ -146,7 +149,7 @@ def timeline_plot(timeline: Timeline, path: str | os.PathLike | IO[bytes], top: 
     axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     axis.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -166,7 +169,8 @@ def annotate_video(
                 window = _nearest(centres, index)
                 yield caption(frame, f"{timeline.classes[labels[window, 0]]} {scores[window, 0]:.2f}")
 
-        return write_h264(path, frames(), reader.frame_rate or Fraction(25), VIDEO_OPTIONS, portable=False)
+        with atomic_path(path) as temporary:
+            return write_h264(temporary, frames(), reader.frame_rate or Fraction(25), VIDEO_OPTIONS, portable=False)
 
 
 def caption(frame: np.ndarray, text: str) -> np.ndarray:

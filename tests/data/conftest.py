@@ -67,8 +67,11 @@ def stored_picture(upright: np.ndarray, degrees: int, hflip: bool, vflip: bool) 
     return np.ascontiguousarray(np.rot90(picture, -degrees // 90))
 
 
-def encode_rotated(path: Path, upright: np.ndarray, rotation=(0, False, False), num_frames=4, codec="libx264rgb") -> Path:
-    """A lossless clip (x264 RGB, qp 0) of ``upright`` stored turned, with a display matrix to turn it back."""
+def encode_rotated(
+    path: Path, upright: np.ndarray, rotation=(0, False, False), num_frames=4, codec="libx264rgb", black=0
+) -> Path:
+    """A lossless clip (x264 RGB, qp 0) of ``upright`` stored turned, with a display matrix to turn it back;
+    ``black``: that many black frames first (a video fading in)."""
     degrees, hflip, vflip = rotation
     stored = stored_picture(upright, degrees, hflip, vflip)
     with av.open(str(path), "w") as container:
@@ -78,8 +81,9 @@ def encode_rotated(path: Path, upright: np.ndarray, rotation=(0, False, False), 
         stream.codec_context.options = {"qp": "0"}
         if rotation != (0, False, False):
             stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
-        for _ in range(num_frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+        for index in range(num_frames):
+            picture = stored if index >= black else np.zeros_like(stored)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

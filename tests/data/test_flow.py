@@ -200,9 +200,22 @@ def test_flow_folder_names_and_gaps(tmp_path):
     with open_video(dense_flow_names, size=None) as reader:
         assert isinstance(reader, FlowFolderReader) and reader.num_frames == 5
     gap = write_flow_folder_by_hand(tmp_path / "b", 6)
-    (gap / "y_00004.jpg").unlink()  # frames 1-3 have both components
+    (gap / "y_00004.jpg").unlink()  # frames 1-3 have both components; 5 and 6 would be lost
+    with pytest.raises(DataError, match=r"b: frame y_00004.jpg is missing; 2 frame\(s\) after the gap, up to x_00006.jpg, would"):
+        open_video(gap, size=None)
+    last = write_flow_folder_by_hand(tmp_path / "b_last", 6)
+    (last / "x_00006.jpg").unlink()  # the last flow frame with one component only
+    with pytest.raises(DataError, match=r"b_last: frame x_00006.jpg is missing beside y_00006.jpg"):
+        open_video(last, size=None)
+    first = write_flow_folder_by_hand(tmp_path / "b_first", 3)
+    (first / "x_00001.jpg").unlink()
+    with pytest.raises(DataError, match=r"b_first: frame x_00001.jpg is missing; 2 frame\(s\) after the gap"):
+        open_video(first, size=None)
+    for name in ("x_00007.png", "x_00007 copy.jpg", "y_7.jpg"):  # files that are not flow frames are no gap
+        (gap / name).write_bytes(b"not a frame")
+    write_flow_folder_by_hand(gap, 6)
     with open_video(gap, size=None) as reader:
-        assert reader.num_frames == 3
+        assert reader.num_frames == 6
     # TSN's folder layout: RGB frames and flow side by side; RGB unless the flow patterns are named
     both = write_flow_folder_by_hand(tmp_path / "c", 4, patterns=("flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg"))
     for i in range(5):
@@ -294,5 +307,7 @@ def test_cli_prepare_flow_lists_resume_and_shards(moving_clips, tmp_path, capsys
     assert "flow: 1 converted" in capsys.readouterr().out
     assert [p.name for p in shard.rglob("x_00001.jpg")] == ["x_00001.jpg"]
 
-    assert main([*command, "--flow-bound", "0"]) == 2
-    assert "flow bound must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # the option's range, before any work
+        main([*command, "--flow-bound", "0"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err == "artnet prepare: error: argument --flow-bound: must be a positive number, not '0'\n"

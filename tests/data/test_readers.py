@@ -273,6 +273,19 @@ def test_rotated_video_reads_upright_in_decord(tmp_path, rotation, container):
         assert np.abs(reader.read([0])[0].astype(int) - expected).mean() < 3
 
 
+@pytest.mark.skipif(not decord_available(), reason="decord is not installed (pip install 'artnet[decord]')")
+def test_decord_learns_its_turn_of_a_rotated_video_that_starts_black(tmp_path):
+    """A black frame looks the same turned every way: a later frame tells how decord turned the video."""
+    upright = upright_picture()
+    path = encode_rotated(tmp_path / "fade_in.mp4", upright, (90, False, False), num_frames=12, black=3)
+    with open_video(path, backend="decord", size=(64, 40)) as reader:
+        frames = reader.read([0, 3, 11]).astype(int)
+    assert frames[0].max() <= 2 and np.abs(frames[1:] - upright).max() <= 2
+    dark = encode_rotated(tmp_path / "dark.mp4", upright, (90, False, False), num_frames=4, black=4)
+    with pytest.raises(DataError, match="dark.mp4: cannot tell how decord turns this rotated video .*; use backend 'pyav'"):
+        open_video(dark, backend="decord")
+
+
 def test_rotated_jpeg_frames_read_upright_by_their_exif_orientation(tmp_path, monkeypatch):
     from PIL import Image, ImageOps
 

@@ -35,10 +35,20 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
 
 
-def cli(*args: str, timeout: float = 300, check: bool = True, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-    """``python -m artnet ARGS`` (or under ``launcher``, e.g. torchrun), with this checkout's code."""
+def cli(
+    *args: str, timeout: float = 300, check: bool = True, launcher: list[str] | None = None, file_limit: int | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m artnet ARGS`` (or under ``launcher``, e.g. torchrun), with this checkout's code. ``file_limit``:
+    the largest file it may write, in bytes (RLIMIT_FSIZE: a larger write fails as on a full disk)."""
     command = [*(launcher or [sys.executable]), "-m", "artnet", *map(str, args)]
-    result = subprocess.run(command, env=_child_env(), capture_output=True, text=True, timeout=timeout)
+
+    def limited():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    limit = None if file_limit is None else limited
+    result = subprocess.run(command, env=_child_env(), capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result

@@ -49,6 +49,17 @@ def test_values_are_type_checked(override, message):
         load_config(None, [override])
 
 
+@pytest.mark.parametrize(
+    "override",
+    ["solver.base_lr=inf", "solver.base_lr=.inf", "solver.momentum=nan", "model.dropout=-.inf", "data.clip.clip_len=.inf"],
+)
+def test_no_setting_takes_an_infinite_or_undefined_number(override):
+    key, value = override.split("=")
+    expected = "an integer" if key == "data.clip.clip_len" else "a finite number"
+    with pytest.raises(ConfigError, match=rf"^override '{override}': '{key}' must be {expected}, got "):
+        load_config("tiny", [override])
+
+
 def test_resolved_config_round_trips(tmp_path):
     config = load_config(None, ["name=x", "data.clip.frame_size=[64, 85]", "data.clip.crop_size=56"])
     path = save_config(config, tmp_path / "config.yaml")
@@ -113,6 +124,8 @@ BAD_VALUES = [
     ("solver:\n  batch_size: 0\n", 2, "'solver.batch_size' must be positive, got 0"),
     ("solver:\n  max_iter: 0\n", 2, "'solver.max_iter' must be positive, got 0"),
     ("solver:\n  base_lr: 0\n", 2, "'solver.base_lr' must be positive, got 0.0"),
+    ("solver:\n  base_lr: .inf\n", 2, "'solver.base_lr' must be a finite number, got inf"),
+    ("paper:\n  table: Table 2\n  top1: .nan\n", 3, "'paper.top1' must be a finite number, got nan"),
     ("solver:\n  momentum: 1.0\n", 2, "'solver.momentum' must be at least 0 and below 1, got 1.0"),
     ("solver:\n  weight_decay: -0.1\n", 2, "'solver.weight_decay' must be 0 or more, got -0.1"),
     ("solver:\n  gamma: 10\n", 2, "'solver.gamma' must be above 0 and at most 1 (the factor of each drop), got 10.0"),

@@ -3,6 +3,7 @@ autograd), the pictures and the JSON, and errors."""
 
 import json
 import shutil
+from pathlib import Path
 
 import av
 import numpy as np
@@ -163,6 +164,33 @@ def test_a_model_folder_or_a_hub_repository_is_read_as_predict_reads_it(syntheti
             np.testing.assert_array_equal(maps[name], expected[name])
     with pytest.raises(CheckpointError, match="someone/elsewhere: no such checkpoint file or model folder, nor a Hugging Face"):
         Explainer("someone/elsewhere", device="cpu")
+
+
+def test_explain_replaces_nothing_unless_asked_and_never_the_video(synthetic, artnet_checkpoint, tmp_path, capsys):
+    source = synthetic.clips("test")[6][0]
+    video = Path(shutil.copy(source, tmp_path / "clip.mp4"))
+    common = ["explain", str(video), "--checkpoint", artnet_checkpoint, "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "clip"), "--force"]) == 2  # clip.mp4 would be the video itself
+    error = f"artnet explain: error: {video}: is an input of this command; write the output elsewhere\n"
+    assert capsys.readouterr() == ("", error)
+    assert video.read_bytes() == Path(source).read_bytes()
+
+    sheet = tmp_path / "maps.png"
+    sheet.write_bytes(b"the user's picture")
+    assert main([*common, "--out", str(tmp_path / "maps")]) == 2
+    assert capsys.readouterr() == ("", f"artnet explain: error: {sheet}: exists; --force replaces it\n")  # before the maps
+    assert sheet.read_bytes() == b"the user's picture" and not (tmp_path / "maps.mp4").exists()
+
+    # a write that fails (a file size limit, as a full disk) leaves the file that was there, and no temporary file
+    result = cli(*common, "--out", tmp_path / "maps", "--force", check=False, file_limit=4096)
+    failed = f"artnet explain: error: {sheet}: not written (File too large); the previous file is unchanged"
+    assert result.returncode == 2 and result.stderr.splitlines()[-1] == failed
+    assert sheet.read_bytes() == b"the user's picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "maps.png"]
+
+    assert main([*common, "--out", str(tmp_path / "maps"), "--force"]) == 0
+    with Image.open(sheet) as picture, av.open(str(tmp_path / "maps.mp4")) as container:
+        assert picture.format == "PNG" and container.streams.video[0].frames == 8
 
 
 def test_bad_class_block_or_start_is_one_line(synthetic, artnet_checkpoint):

@@ -28,6 +28,50 @@ def index_rows(folder) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
+def test_extract_writes_only_into_its_own_folder_and_takes_nothing_unchecked_as_done(synthetic, reference_run, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for path, _ in synthetic.clips("test")[:2]:
+        shutil.copy(path, videos / path.name)
+    name = f"{synthetic.clips('test')[0][0].stem}.npy"
+    command = ["extract", str(videos), "--checkpoint", str(reference_run / "final.pt"), "--protocol", "1clip", *IN_PROCESS]
+
+    shared = tmp_path / "shared"  # the user's folder, with a file at a video's features name
+    shared.mkdir()
+    (shared / "notes.txt").write_text("the user's")
+    np.save(shared / name, np.arange(3))
+    assert main([*command, "--out", str(shared)]) == 2
+    assert capsys.readouterr().err == (
+        f"artnet extract: error: {shared}: holds files that are not features of artnet extract ({name}, notes.txt); --force"
+        " writes there all the same, or choose another --out\n"
+    )
+    assert sorted(p.name for p in shared.iterdir()) == [name, "notes.txt"] and np.load(shared / name).tolist() == [0, 1, 2]
+    assert main([*command, "--out", str(shared), "--force"]) == 0  # nothing there is taken as done
+    assert "2 videos: 2 written, 0 already there" in capsys.readouterr().out
+    assert np.load(shared / name).shape == (64,) and (shared / "notes.txt").read_text() == "the user's"
+
+    out = tmp_path / "features"
+    assert main([*command, "--out", str(out)]) == 0
+    np.save(out / name, np.zeros(3, np.int64))  # not features of this extraction: refused, never taken as done
+    capsys.readouterr()
+    assert main([*command, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (  # after the line naming the acceleration: the settings need the model
+        f"artnet extract: error: {out / name}: not features of this extraction (a per-video float32 .npy); --force extracts it"
+        " again, or remove it"
+    )
+    assert not list(out.glob(".*.tmp"))
+    assert main([*command, "--out", str(out), "--force"]) == 0
+    assert "2 videos: 1 written, 1 already there" in capsys.readouterr().out
+    assert [row["shape"] for row in index_rows(out)] == ["64", "64"]
+    written = sorted(["extract.json", "index.csv", *(p.with_suffix(".npy").name for p in videos.iterdir())])
+    assert sorted(p.name for p in out.iterdir()) == written  # no temporary file left
+
+    listing = out / "index.csv"  # a list of the user's where the index goes: the output is never an input
+    listing.write_text("".join(f"{path.name} 0\n" for path in videos.iterdir()))
+    assert main(["extract", str(listing), "--root", str(videos), *command[2:], "--out", str(out), "--force"]) == 2
+    assert capsys.readouterr().err.endswith(f"error: {listing}: is an input of this command; write the output elsewhere\n")
+
+
 @pytest.mark.slow
 def test_two_processes_write_what_one_writes_and_a_killed_run_resumes(synthetic, reference_run, tmp_path):
     checkpoint = reference_run / "final.pt"

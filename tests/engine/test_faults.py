@@ -78,6 +78,25 @@ def test_a_killed_dataloader_worker_stops_the_run_in_one_line_and_the_same_comma
     assert logged == list(range(1, 31))  # each iteration once
 
 
+def test_a_run_whose_loss_turns_nan_stops_in_one_line_and_goes_on_from_its_last_good_checkpoint(synthetic, tmp_path):
+    """A learning rate far too high, from iteration 3 on: the weights of iteration 4 give a NaN loss at
+    iteration 5, so the checkpoint of iteration 4 is no good; the run stops there rather than train on."""
+    run_dir = tmp_path / "run"
+    args = ["train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir, "data.num_workers=0", "train.checkpoint_interval=1")]
+    cli(*args, "solver.max_iter=3", "solver.lr_steps=[]")
+    good = run_dir / "checkpoints" / "iter_0000003.pt"
+    result = cli(*args, "solver.base_lr=1e20", check=False)
+    assert result.returncode == 2
+    assert _error_line(result.stderr) == (
+        "artnet train: error: iteration 5: the training loss is nan: the run diverged and stopped; to go on from its last good"
+        f" checkpoint (iteration 3), add train.resume={good} and a lower solver.base_lr (or solver.clip_grad_norm)"
+    )
+    assert _logged_iteration(run_dir) == 4  # not trained on
+    result = cli(*args, f"train.resume={good}")
+    assert f"resumed from {good} at iteration 3" in result.stdout
+    assert load_checkpoint(run_dir / "final.pt")["iteration"] == 9
+
+
 def test_a_checkpoint_that_cannot_be_written_stops_training_and_keeps_the_previous_one(synthetic, reference_run, tmp_path):
     """A real failed write: the command runs under a file size limit (RLIMIT_FSIZE; Python ignores SIGXFSZ,
     so write() fails with EFBIG partway through the checkpoint), which is what a full disk (ENOSPC) does to

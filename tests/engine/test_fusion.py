@@ -1,5 +1,6 @@
 """``artnet fuse``: late fusion of the score files ``artnet test`` writes, checked to score the same test."""
 
+import json
 import re
 
 import numpy as np
@@ -18,9 +19,8 @@ LABELS = np.array([0, 1, 2, 3, 0, 1, 2, 3])
 def write_scores(folder, scores, ids=IDS, labels=LABELS, classes=CLASSES, missing=()):
     """A report folder as ``artnet test`` leaves it (the real writer), holding ``scores`` for ``ids``."""
     labels = np.asarray(labels)
-    write_reports(
-        folder, compute_metrics(scores, labels), scores, labels, list(ids), list(classes), missing_ids=list(missing), plot=False
-    )
+    metrics, tested = compute_metrics(scores, labels), {"checkpoint": str(folder / "final.pt"), "protocol": "25x10"}
+    write_reports(folder, metrics, scores, labels, list(ids), list(classes), missing_ids=list(missing), extra=tested, plot=False)
     return folder / "scores.npz"
 
 
@@ -80,6 +80,34 @@ def test_cli_prints_each_stream_and_the_fusion_and_writes_test_reports(streams, 
     saved = load_scores(out / "scores.npz")
     np.testing.assert_allclose(saved.scores, fused)
     assert saved.video_ids == IDS and saved.classes == CLASSES and (out / "per_class.csv").is_file()
+
+
+def test_the_fusions_report_replaces_its_own_and_nothing_else_and_never_an_input(streams, tmp_path, capsys):
+    _, _, rgb_file, flow_file = streams
+    fuse = ["fuse", str(rgb_file), str(flow_file)]
+    before = rgb_file.read_bytes()
+    assert main([*fuse, "--out", str(rgb_file.parent), "--force"]) == 2  # a test report, but its scores.npz is fused
+    assert capsys.readouterr().err == f"artnet fuse: error: {rgb_file}: is an input of this command; write the output elsewhere\n"
+    assert rgb_file.read_bytes() == before
+
+    shared = tmp_path / "results"
+    shared.mkdir()
+    (shared / "metrics.json").write_text('{"the": "user\'s"}')
+    (shared / "paper.tex").write_text("the user's")
+    assert main([*fuse, "--out", str(shared)]) == 2
+    assert capsys.readouterr() == (  # before the work: no table was printed
+        "",
+        f"artnet fuse: error: {shared}: holds files that are not an artnet test report (metrics.json, paper.tex); --force writes"
+        " the report there all the same, or choose another --out\n",
+    )
+    assert (shared / "metrics.json").read_text() == '{"the": "user\'s"}'
+
+    fused = tmp_path / "fused"
+    assert main([*fuse, "--out", str(fused)]) == 0
+    assert main([*fuse, "--weights", "1", "2", "--out", str(fused)]) == 0  # its own report: replaced
+    assert json.loads((fused / "metrics.json").read_text())["fused"][1]["weight"] == 2
+    assert main([*fuse, "--out", str(shared), "--force"]) == 0
+    assert (shared / "paper.tex").read_text() == "the user's" and "fused" in json.loads((shared / "metrics.json").read_text())
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from artnet.cli import main
+from artnet.engine.checkpoint import load_checkpoint
 from artnet.engine.config import load_config, save_config
 from artnet.engine.monitor import read_log
 
@@ -131,10 +132,13 @@ def test_an_output_under_a_file_is_refused_before_the_work(synthetic, reference_
 
 
 # Runs the CLI; as root, first drops to the user 'nobody' (root passes every permission check). The code is
-# imported before: the interpreter of this environment may live where only root can read.
+# imported before, with the modules imported on first use (the packaged recipes' reader, numpy's random): the
+# interpreter of this environment may live where only root can read.
 AS_ANOTHER_USER = """
 import os, sys
+import importlib.readers, numpy.random
 import artnet.cli, artnet.data.prepare, artnet.data.synthetic, artnet.engine.threads
+import artnet.engine.train, artnet.engine.testing, artnet.interop.convert, artnet.interop.caffemodel
 artnet.cli.build_parser()  # imports every command's module
 if os.geteuid() == 0:
     os.setgid(65534)
@@ -144,27 +148,49 @@ sys.exit(artnet.cli.main(sys.argv[1:]))
 
 
 @pytest.mark.skipif(not hasattr(os, "setuid"), reason="POSIX permissions")
-def test_a_folder_without_write_permission_is_refused_before_the_work(tmp_path):
+def test_a_folder_without_write_permission_is_refused_before_the_work(synthetic, reference_run, tmp_path):
     """A real EACCES: a read-only folder, for a process that is not root (as root, the child drops to
     'nobody'; as another user, it runs as that user)."""
     public = Path(tempfile.mkdtemp(prefix="artnet-readonly-"))  # outside pytest's private (0700) folder
     try:
         os.chmod(public, 0o755)
         (public / "src").mkdir()
+        checkpoint = Path(shutil.copy(reference_run / "final.pt", public / "final.pt"))
+        os.chmod(checkpoint, 0o644)
         readonly = public / "readonly"
         readonly.mkdir()
         os.chmod(readonly, 0o555)
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HOME": str(public), "ARTNET_CACHE": str(public / "cache")}
+        run = tiny_overrides(synthetic, readonly / "run")
+        convert = ["convert", "--prototxt", "p", "--caffemodel", "c", "--model", "c3d_r18", "--out", str(readonly / "model.pt")]
+        test = ["test", TINY_CONFIG, *run, "--checkpoint", str(checkpoint), "--out", str(readonly / "report")]
         for argv, target in (
             (["synthetic", "--out", str(readonly / "data"), "--quiet"], readonly / "data"),
             (["prepare", str(public / "src"), str(readonly / "prepared"), "--quiet"], readonly / "prepared"),
+            (["train", TINY_CONFIG, *run], readonly / "run"),
+            (test, readonly / "report"),
+            (convert, readonly),  # the folder of the file to write
         ):
             result = subprocess.run([sys.executable, "-c", AS_ANOTHER_USER, *argv], env=env, cwd=public, capture_output=True, text=True, timeout=120, check=False)
-            assert (result.returncode, result.stderr) == (2, f"artnet {argv[0]}: error: {target}: cannot write there (Permission denied)\n")
+            how = "; choose another --out" if argv[0] == "test" else ""
+            refused = f"artnet {argv[0]}: error: {target}: cannot write there (Permission denied){how}\n"
+            assert (result.returncode, result.stderr) == (2, refused)
         assert not any(readonly.iterdir())
     finally:
         os.chmod(public / "readonly", 0o755)
         shutil.rmtree(public)
+
+
+def test_a_checkpoint_of_another_model_than_the_config_names_is_tested_as_it_is(synthetic, reference_run, tmp_path, capsys):
+    checkpoint, out = reference_run / "final.pt", tmp_path / "report"
+    overrides = tiny_overrides(synthetic, reference_run, "model.name=c3d_r18")
+    assert main(["test", TINY_CONFIG, *overrides, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    said = capsys.readouterr().err
+    assert "final.pt holds a artnet_r18_d, not the c3d_r18 the config names: testing the checkpoint's model" in said
+    assert "testing artnet_r18_d" in said
+    held = load_checkpoint(checkpoint)["model"]
+    assert held["name"] == "artnet_r18_d" and held["options"]["depths"] == [1, 1, 1, 1]
+    assert json.loads((out / "metrics.json").read_text())["model"] == held  # its name and options, recorded with the figures
 
 
 def test_the_metrics_are_printed_before_the_report_so_a_failed_write_loses_nothing(synthetic, reference_run, tmp_path):

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from artnet import create_model
+from artnet.cli import main
 from artnet.data import ClipSpec, open_video
 from artnet.data.transforms import apply_crop, center_crop, normalize
 from artnet.engine.checkpoint import model_payload, save_checkpoint
@@ -114,6 +115,37 @@ def test_the_command_writes_csv_json_a_plot_and_an_annotated_video(reference_run
 def test_a_timeline_is_of_one_video(reference_run, long_video):
     result = cli("predict", long_video, long_video, "--checkpoint", reference_run / "final.pt", "--timeline", check=False)
     assert result.returncode == 2 and "--timeline takes one video, got 2" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_plot_and_the_annotated_video_replace_nothing_unless_asked_and_never_the_video(
+    reference_run, long_video, tmp_path, capsys
+):
+    common = ["predict", str(long_video), "--checkpoint", str(reference_run / "final.pt"), "--timeline", "--acceleration", "fp32"]
+    before = long_video.read_bytes()
+    assert main([*common, "--annotate", str(long_video), "--force"]) == 2
+    error = f"artnet predict: error: {long_video}: is an input of this command; write the output elsewhere\n"
+    assert capsys.readouterr() == ("", error)  # refused before the work: no window was scored
+    assert long_video.read_bytes() == before
+
+    mine, video = tmp_path / "mine.png", tmp_path / "annotated.mp4"
+    mine.write_bytes(b"the user's picture")
+    assert main([*common, "--plot", str(mine), "--annotate", str(video)]) == 2
+    assert capsys.readouterr() == ("", f"artnet predict: error: {mine}: exists; --force replaces it\n")
+    assert mine.read_bytes() == b"the user's picture" and not video.exists()
+
+    # a write that fails (a file size limit, as a full disk) leaves the file that was there, and no temporary file
+    for option, path in (("--plot", mine), ("--annotate", video)):
+        path.write_bytes(b"the previous file")
+        result = cli(*common, "--workers", "0", option, path, "--force", check=False, file_limit=4096)
+        assert result.returncode == 2 and result.stdout  # the timeline itself was printed first
+        last_line = result.stderr.splitlines()[-1]
+        assert last_line == f"artnet predict: error: {path}: not written (File too large); the previous file is unchanged"
+        assert path.read_bytes() == b"the previous file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "mine.png"]
+
+    assert main([*common, "--plot", str(mine), "--force"]) == 0
+    with Image.open(mine) as plot:
+        assert plot.format == "PNG"
 
 
 # The peak of this process, and of each DataLoader worker as the kernel reports it when the worker is

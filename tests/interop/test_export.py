@@ -1,5 +1,6 @@
 """ONNX and TorchScript exports of every variant: run by onnxruntime and torch.jit.load, the same logits as PyTorch."""
 
+import json
 import re
 
 import numpy as np
@@ -18,6 +19,7 @@ from artnet.interop.export import SANE_LOGIT, TOLERANCE, VERIFY_BATCHES, export_
 from artnet.models import list_models
 
 from ..conftest import calibrated_model
+from ..engine.conftest import cli
 
 CLIP = ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32)
 CLASSES = ["walk", "run", "jump", "swim", "climb"]
@@ -83,6 +85,33 @@ def test_cli_exports_a_checkpoint_with_its_input_contract_at_a_named_opset(tmp_p
 
     assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(tmp_path / "x.pt"), "--opset", "17"]) == 2
     assert "--opset is an option of --format onnx" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt, name", [("torchscript", "c3d.ts"), ("onnx", "c3d.onnx"), ("hf", "c3d-folder")])
+def test_cli_replaces_an_export_only_when_asked_and_a_failed_write_leaves_the_previous_one(tmp_path, capsys, fmt, name):
+    model = small_model("c3d_r18", depths=[1, 1, 1, 1])
+    checkpoint = save_checkpoint(tmp_path / "model.pt", model_payload(model, CLASSES, CLIP))
+    out = tmp_path / name
+    previous = {out / "config.json": b"{}", out / "model.safetensors": b"old weights"} if fmt == "hf" else {out: b"old model"}
+    for path, content in previous.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(content)
+    export = ["export", str(checkpoint), "--format", fmt, "--out", str(out)]
+    assert main(export) == 2
+    refusal = "a folder with files in it; --force writes into it" if fmt == "hf" else "exists; --force replaces it"
+    assert capsys.readouterr() == ("", f"artnet export: error: {out}: {refusal}\n")
+
+    # a file size limit makes the write fail as a full disk does: the previous files stay, no temporary file is left
+    result = cli(*export, "--force", file_limit=4096, check=False)
+    kept = "the files that were there are unchanged" if fmt == "hf" else "the previous file is unchanged"
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"artnet export: error: {out}: not written (File too large); {kept}"
+    assert {path: path.read_bytes() for path in previous} == previous
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["model.pt", name, *(p.name for p in previous if p != out)])
+
+    assert main([*export, "--force"]) == 0
+    written = json.loads((out / "config.json").read_text()) if fmt == "hf" else read_metadata(out)
+    assert written["classes"] == CLASSES
 
 
 def test_an_opset_the_exporter_cannot_write_is_refused(tmp_path):

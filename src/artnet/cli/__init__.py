@@ -32,10 +32,18 @@ COMMAND_MODULES = (
 )
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's, with its errors as artnet's others: one line, ``artnet <command>: error: ...``, exit 2
+    (without the usage above it, which ``--help`` shows)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="artnet", description="Appearance-and-Relation Networks for video classification.")
+    parser = ArgumentParser(prog="artnet", description="Appearance-and-Relation Networks for video classification.")
     parser.add_argument("--version", action="version", version=f"artnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:

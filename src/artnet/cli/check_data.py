@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from .parsing import integer
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,9 +19,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("list", help="list file")
     parser.add_argument("--root", help="folder the list's paths are relative to (default: the list's folder's parent)")
     parser.add_argument("--classes", help="class names: one per line, or UCF101's classInd.txt ('<index> <name>')")
-    parser.add_argument("--clip-len", type=int, default=16, help="videos shorter than this are reported as short (default 16)")
+    parser.add_argument(
+        "--clip-len", type=integer(1), default=16, help="videos shorter than this are reported as short (default 16)"
+    )
     parser.add_argument("--quick", action="store_true", help="open and count only; do not decode every frame")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--jobs", type=integer(1), default=os.cpu_count() or 1)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .parsing import integer
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -21,7 +23,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=integer(0),
         nargs="+",
         default=None,
         metavar="SEED",

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .parsing import add_model_options, add_video_options
+from .parsing import add_model_options, add_video_options, integer, number
 
 
 def add_parser(subparsers) -> None:
@@ -26,12 +26,15 @@ def add_parser(subparsers) -> None:
         help="conv1, conv2_1 ... conv5_2 (or res2a ... res5b, or a stage: conv5_x; default: the deepest SMART block)",
     )
     parser.add_argument("--class", dest="label", default=None, help="the class to explain (default: the clip's top-1)")
-    parser.add_argument("--start", type=int, default=None, help="the clip's first frame (default: the centre clip)")
+    parser.add_argument("--start", type=integer(0), default=None, help="the clip's first frame (default: the centre clip)")
     parser.add_argument(
         "--format", default="png", choices=("png", "json"), help="png: the PNG and the MP4 (default); json: raw maps on stdout"
     )
     parser.add_argument("--out", default=None, help="path of the outputs without suffix (default: <video name>_explain)")
-    parser.add_argument("--fps", type=float, default=4, help="frame rate of the MP4 (default 4: a 16-frame clip lasts 4 s)")
+    parser.add_argument("--force", action="store_true", help="replace the PNG and the MP4 if they exist")
+    parser.add_argument(
+        "--fps", type=number(positive=True), default=4, help="frame rate of the MP4 (default 4: a 16-frame clip lasts 4 s)"
+    )
     add_model_options(parser, acceleration=False)  # maps need gradients: fp32, as defined
     add_video_options(parser)
     parser.set_defaults(run=run)
@@ -39,7 +42,18 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.explain import explain
+    from ..outputs import new_file
 
+    if args.format == "json":
+        if args.out or args.force:
+            from ..errors import ConfigError
+
+            raise ConfigError("--out and --force go with --format png (json is printed)")
+    else:
+        out = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_explain")
+        sheet, video = out.with_name(out.name + ".png"), out.with_name(out.name + ".mp4")
+        for path in (sheet, video):  # before the work: a refusal costs nothing
+            new_file(path, force=args.force, inputs=[args.video])
     explanation = explain(
         args.video,
         args.checkpoint,
@@ -55,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..render import contact_sheet, explanation_video
 
-    out = Path(args.out) if args.out else Path(f"{Path(args.video).stem}_explain")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet = contact_sheet(explanation, out.with_name(out.name + ".png"))
-    video = explanation_video(explanation, out.with_name(out.name + ".mp4"), fps=args.fps)
+    contact_sheet(explanation, sheet)
+    explanation_video(explanation, video, fps=args.fps)
     print(f"{explanation.label} ({explanation.score:.4f}) at {explanation.block} ({explanation.module}): {sheet}, {video}")
     return 0

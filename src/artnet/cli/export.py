@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .parsing import integer
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,7 +19,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("checkpoint", help="a checkpoint file or model folder")
     parser.add_argument("--format", required=True, choices=("hf", "onnx", "torchscript"))
     parser.add_argument("--out", required=True, metavar="PATH", help="the folder (hf) or file (onnx, torchscript) to write")
-    parser.add_argument("--opset", type=int, default=None, help="onnx: the ONNX opset (default 18)")
+    parser.add_argument("--opset", type=integer(1), default=None, help="onnx: the ONNX opset (default 18)")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument(
         "--metrics",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .parsing import add_model_options, add_video_options
+from .parsing import add_model_options, add_video_options, integer
 
 
 def add_parser(subparsers) -> None:
@@ -13,8 +13,9 @@ def add_parser(subparsers) -> None:
         help="features of videos (the classifier's input, or any stage), one .npy per video plus an index",
         description="For temporal action localisation, retrieval, linear probes: the pooled features of every video, "
         "per clip or averaged over the video, with the test protocol's clips cut as the checkpoint's model was trained. "
-        "Run it again to resume (videos already written are skipped); torchrun --nproc-per-node N -m artnet extract ... "
-        "shares the videos among processes. Unreadable videos are reported and skipped.",
+        "Run it again to resume (videos already written are skipped; a folder of other files is refused unless --force); "
+        "torchrun --nproc-per-node N -m artnet extract ... shares the videos among processes. Unreadable videos are "
+        "reported and skipped.",
     )
     parser.add_argument(
         "inputs", nargs="+", help="video files, frame folders, folders of videos, or list files (<path> [<num_frames>] <label>)"
@@ -34,9 +35,12 @@ def add_parser(subparsers) -> None:
         "--root", default=None, help="list files: the folder their paths are relative to (default: the list's folder)"
     )
     add_model_options(parser)
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes (DataLoader workers; default 2)")
-    parser.add_argument("--view-batch", type=int, default=10, help="views per forward pass (default 10)")
+    parser.add_argument("--workers", type=integer(0), default=2, help="decoding processes (DataLoader workers; default 2)")
+    parser.add_argument("--view-batch", type=integer(1), default=10, help="views per forward pass (default 10)")
     add_video_options(parser)
+    parser.add_argument(
+        "--force", action="store_true", help="write into --out even if it holds other files (they are not taken as features)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         view_batch=args.view_batch,
         backend=args.backend,
         frame_pattern=args.frame_pattern,
+        force=args.force,
     )
     if result.is_main:
         unreadable = f", {len(result.unreadable)} unreadable" if result.unreadable else ""

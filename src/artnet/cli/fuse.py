@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .parsing import number
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,20 +19,33 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--weights",
         nargs="+",
-        type=float,
+        type=number(0),
         metavar="W",
         help="one weight per file (default: equal; TSN fused RGB and flow at 1 1.5)",
     )
     parser.add_argument("--softmax", action="store_true", help="fuse each file's class probabilities instead of its logits")
     parser.add_argument(
-        "--out", default=None, help="write the fusion's reports here (metrics.json, per_class.csv, scores.npz, confusion.png)"
+        "--out",
+        default=None,
+        help="write the fusion's reports here (metrics.json, per_class.csv, scores.npz, confusion.png); an earlier report "
+        "there is replaced, other files are not",
     )
+    parser.add_argument("--force", action="store_true", help="write the reports into --out even if it holds other files")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..engine.fusion import fuse_scores, load_scores
+    from pathlib import Path
 
+    from ..engine.fusion import fuse_scores, load_scores
+    from ..engine.metrics import claim_report_dir
+
+    if args.out:  # before the work: a refusal costs nothing
+        claim_report_dir(Path(args.out), args.force, inputs=args.scores)
+    elif args.force:
+        from ..errors import ConfigError
+
+        raise ConfigError("--force goes with --out")
     fusion = fuse_scores([load_scores(path) for path in args.scores], args.weights, softmax=args.softmax)
     print(fusion.table())
     where = f"  -> {fusion.write_reports(args.out)}" if args.out else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .parsing import parse_dims
+from .parsing import integer, parse_dims
 
 PAPER_NOTE = (
     "MACs: multiply-accumulates of convolutions and fc for one clip (torch.utils.flop_counter, FLOPs / 2);"
@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--all", action="store_true", help="one table: every variant, both shortcut kinds")
     parser.add_argument("--input", default="16x112x112", help="clip size T x H x W (default 16x112x112)")
     parser.add_argument("--shortcut", default="3x3x3", choices=("3x3x3", "1x1x1"), help="projection shortcut kernel")
-    parser.add_argument("--num-classes", type=int, default=400)
+    parser.add_argument("--num-classes", type=integer(1), default=400)
     parser.set_defaults(run=run)
 
 

@@ -1,9 +1,11 @@
-"""The command line's shared options (how a model runs, how videos are read) and compact values:
-sizes like ``128x170``, shards like ``0/4``."""
+"""The command line's shared options (how a model runs, how videos are read), the ranges of its numbers
+(:func:`integer`, :func:`number`) and compact values: sizes like ``128x170``, shards like ``0/4``."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Callable
 
 from ..errors import ConfigError
 
@@ -45,3 +47,55 @@ def parse_shard(text: str) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
         raise ConfigError(f"--shard must be i/n with 0 <= i < n, not {text!r}")
     return index, count
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[minimum, maximum]`` (either end open when None). Anything else
+    is the command's one-line error (exit 2), before any work: ``argument --topk: must be a positive
+    integer, not '0'``."""
+    if minimum == 1 and maximum is None:
+        expected = "a positive integer"
+    elif maximum is None:
+        expected = f"an integer of at least {minimum}" if minimum else "an integer of 0 or more"
+    else:
+        expected = f"an integer from {minimum} to {maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+def number(minimum: float | None = None, maximum: float | None = None, *, positive: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number in ``[minimum, maximum]``, above 0 if ``positive``; anything
+    else is the command's one-line error (exit 2), as :func:`integer`."""
+    if positive:
+        expected = "a positive number"
+    elif maximum is None:
+        expected = f"a number of at least {minimum:g}" if minimum else "a number of 0 or more"
+    else:
+        expected = f"a number from {minimum:g} to {maximum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if (
+            not math.isfinite(value)
+            or (positive and not value > 0)
+            or (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)
+        ):
+            raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ..data.annotations import KINDS
-from .parsing import parse_dims, parse_shard
+from .parsing import integer, number, parse_dims, parse_shard
 
 
 def add_parser(subparsers) -> None:
@@ -28,15 +28,24 @@ def add_parser(subparsers) -> None:
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--size", default="128x170", help="frame size HxW, regardless of aspect ratio (default 128x170, upstream)")
-    size.add_argument("--short-side", type=int, help="scale the short side to this, keeping the aspect ratio")
-    parser.add_argument("--gop", type=int, default=16, help="keyframe interval of re-encoded videos (default 16)")
-    parser.add_argument("--crf", type=int, default=18, help="x264 quality of re-encoded videos (default 18)")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of extracted frames and flow (default 90)")
+    size.add_argument("--short-side", type=integer(1), help="scale the short side to this, keeping the aspect ratio")
+    parser.add_argument("--gop", type=integer(1), default=16, help="keyframe interval of re-encoded videos (default 16)")
+    parser.add_argument(
+        "--crf", type=integer(0, 51), default=18, help="x264 quality of re-encoded videos, 0-51, lower is better (default 18)"
+    )
+    parser.add_argument(
+        "--quality", type=integer(1, 100), default=90, help="JPEG quality of extracted frames and flow, 1-100 (default 90)"
+    )
     parser.add_argument(
         "--flow", choices=("tvl1", "farneback"), default="tvl1", help="flow method: tvl1 (upstream's, default) or farneback (much faster, less accurate)"
     )
-    parser.add_argument("--flow-bound", type=float, default=20.0, help="flow is clipped to +-this many pixels, then mapped to 0-255 (default 20, upstream)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
+    parser.add_argument(
+        "--flow-bound",
+        type=number(positive=True),
+        default=20.0,
+        help="flow is clipped to +-this many pixels, then mapped to 0-255 (default 20, upstream)",
+    )
+    parser.add_argument("--jobs", type=integer(1), default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
     parser.add_argument("--shard", help="i/n: convert only every n-th video from the i-th (0-based); no lists")
     lists = parser.add_argument_group("lists")
     lists.add_argument("--lists", choices=KINDS, help="which annotation lists to write: the dataset's format")
@@ -49,9 +58,9 @@ def add_parser(subparsers) -> None:
         metavar="PATH",
         help="what describes the dataset: the UCF101 / HMDB51 split folder, Kinetics CSV files, or list files",
     )
-    lists.add_argument("--split", type=int, nargs="+", default=[1, 2, 3], help="UCF101 / HMDB51 splits (default 1 2 3)")
+    lists.add_argument("--split", type=integer(1), nargs="+", default=[1, 2, 3], help="UCF101 / HMDB51 splits (default 1 2 3)")
     lists.add_argument("--class-order", choices=("upstream", "alphabetical"), default="upstream", help="HMDB51 class indices")
-    lists.add_argument("--max-missing-ratio", type=float, default=0.0, help="allowed fraction of listed videos not found")
+    lists.add_argument("--max-missing-ratio", type=number(0, 1), default=0.0, help="allowed fraction of listed videos not found")
     parser.add_argument(
         "--force", action="store_true", help="write into DST even if it holds other files or an output of other options"
     )

@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import sys
 
-from .parsing import add_model_options
+from .parsing import add_model_options, integer, number
 
 
 def add_parser(subparsers) -> None:
@@ -19,22 +19,25 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--max-upload-mb", type=float, default=100.0, help="larger uploads get 413 (default 100)")
+    parser.add_argument("--port", type=integer(1, 65535), default=8080)
+    parser.add_argument("--max-upload-mb", type=number(positive=True), default=100.0, help="larger uploads get 413 (default 100)")
     parser.add_argument(
-        "--queue", type=int, default=4, help="requests admitted at once, running or waiting; more get 503 (default 4)"
+        "--queue", type=integer(1), default=4, help="requests admitted at once, running or waiting; more get 503 (default 4)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds a request may take, upload included; then 504 (default 120)"
+        "--timeout", type=number(positive=True), default=120.0,
+        help="seconds a request may take, upload included; then 504 (default 120)"
     )
     parser.add_argument(
         "--protocol", default="25x1", help="clips x crops of the top-k: 1clip | 25x1 | 10x3 | 25x10 (default 25x1)"
     )
     add_model_options(parser)
     parser.add_argument(
-        "--workers", type=int, default=0, help="decoding processes per request (default 0: in the server process)"
+        "--workers", type=integer(0), default=0, help="decoding processes per request (default 0: in the server process)"
     )
-    parser.add_argument("--stride", type=int, default=None, help="frames between the timeline's windows (default: a clip span)")
+    parser.add_argument(
+        "--stride", type=integer(1), default=None, help="frames between the timeline's windows (default: a clip span)"
+    )
     parser.add_argument("--block", default=None, help="block of the maps: conv1, conv2_1 ... (default: the deepest SMART block)")
     parser.set_defaults(run=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .parsing import parse_dims
+from .parsing import integer, number, parse_dims
 
 
 def add_parser(subparsers) -> None:
@@ -19,14 +19,18 @@ def add_parser(subparsers) -> None:
 
     defaults = SyntheticParams()
     parser.add_argument("--out", required=True, help="output folder (created; reused when already generated)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--clips-per-class", type=int, default=defaults.clips_per_class)
-    parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction, help="share of each class's clips in the test list")
-    parser.add_argument("--frames", type=int, default=defaults.num_frames, help="frames per clip")
+    parser.add_argument("--seed", type=integer(0), default=defaults.seed)
+    parser.add_argument("--clips-per-class", type=integer(2), default=defaults.clips_per_class)
+    parser.add_argument(
+        "--test-fraction", type=number(0, 1), default=defaults.test_fraction, help="share of each class's clips in the test list"
+    )
+    parser.add_argument("--frames", type=integer(2), default=defaults.num_frames, help="frames per clip")
     parser.add_argument("--size", default=f"{defaults.height}x{defaults.width}", help="frame size H x W (even numbers)")
-    parser.add_argument("--fps", type=int, default=defaults.fps)
-    parser.add_argument("--crf", type=int, default=defaults.crf, help="libx264 constant rate factor (0-51, lower is better)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    parser.add_argument("--fps", type=integer(1), default=defaults.fps)
+    parser.add_argument(
+        "--crf", type=integer(0, 51), default=defaults.crf, help="libx264 constant rate factor (0-51, lower is better)"
+    )
+    parser.add_argument("--workers", type=integer(1), default=None, help="processes (default: one per CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 

@@ -634,6 +634,7 @@ def _display_orientation(frame, path: str) -> Orientation:
 #: mis-shapes frames of some widths, none a multiple of 64)
 _PROBE_SIZE = (64, 64)
 _TURN_MATCH = 8  # mean difference in levels
+_TURN_PROBES = 8  # frames tried, spread over the video, until one tells decord's turns apart
 
 
 class DecordReader(VideoReader):
@@ -642,8 +643,8 @@ class DecordReader(VideoReader):
 
     Opening probes the file with PyAV first, for the same refusals (a still image is no video) and for
     the orientation. decord turns some rotated videos itself (the quarter turns of an MP4's display matrix,
-    never a mirror, not Matroska's), so for a rotated video the reader compares decord's first frame with
-    PyAV's to learn which quarter turn decord gave, and does the rest.
+    never a mirror, not Matroska's), so for a rotated video the reader compares a frame of decord's with
+    PyAV's (the first that is not flat) to learn which quarter turn decord gave, and does the rest.
     """
 
     backend = "decord"
@@ -654,12 +655,11 @@ class DecordReader(VideoReader):
         except ImportError:
             raise DataError("backend 'decord' needs the decord package: pip install 'artnet[decord]'") from None
         self.path = path
-        with PyAVReader(path, size=_PROBE_SIZE) as probe:
-            self._orientation = probe.orientation
-            self._size = output_size(*probe.source_size, size)
-            upright_first = None if self._orientation.upright else probe.read([0])[0]
         try:
-            self._turns = 0 if upright_first is None else self._decord_turns(decord, upright_first, threads)
+            with PyAVReader(path, size=_PROBE_SIZE) as probe:
+                self._orientation = probe.orientation
+                self._size = output_size(*probe.source_size, size)
+                self._turns = 0 if self._orientation.upright else self._decord_turns(decord, probe, threads)
             height, width = self._decoded_size
             self._reader = decord.VideoReader(path, width=width, height=height, num_threads=threads)
             self._num_frames = len(self._reader)
@@ -674,20 +674,23 @@ class DecordReader(VideoReader):
         height, width = self._size
         return (width, height) if self._orientation.transpose != (self._turns % 2 == 1) else (height, width)
 
-    def _decord_turns(self, decord, upright_first: np.ndarray, threads: int) -> int:
-        """Quarter turns (counter-clockwise) decord applies by itself, found on the first frame."""
+    def _decord_turns(self, decord, probe: PyAVReader, threads: int) -> int:
+        """Quarter turns (counter-clockwise) decord applies by itself, found on the first frame that tells
+        them apart: a frame that looks the same turned (a flat black one, as a video fading in starts) cannot,
+        so later frames are tried, spread over the video."""
         height, width = _PROBE_SIZE
-        first = decord.VideoReader(self.path, width=width, height=height, num_threads=threads)[0].asnumpy()
-        errors = {}
-        for turns in range(4):
-            candidate = self._orientation.apply(np.rot90(first, -turns))
-            errors[turns] = float(np.abs(candidate.astype(np.int16) - upright_first).mean())
-        ranked = sorted(errors, key=errors.get)
-        # the right turn matches but for the two decoders' scaling (a few levels); a first frame that looks
-        # the same turned (a flat black one) cannot tell
-        if errors[ranked[0]] > _TURN_MATCH or errors[ranked[1]] < errors[ranked[0]] + _TURN_MATCH:
-            raise DataError(f"{self.path}: cannot tell how decord turns this rotated video; use backend 'pyav'")
-        return ranked[0]
+        turned = decord.VideoReader(self.path, width=width, height=height, num_threads=threads)
+        for index in dict.fromkeys(np.linspace(0, probe.num_frames - 1, _TURN_PROBES).astype(int).tolist()):
+            upright = probe.read([index])[0].astype(np.int16)
+            decoded = turned[index].asnumpy()
+            errors = {t: float(np.abs(self._orientation.apply(np.rot90(decoded, -t)) - upright).mean()) for t in range(4)}
+            ranked = sorted(errors, key=errors.get)
+            # the right turn matches but for the two decoders' scaling (a few levels), and the others do not
+            if errors[ranked[0]] <= _TURN_MATCH and errors[ranked[1]] >= errors[ranked[0]] + _TURN_MATCH:
+                return ranked[0]
+        raise DataError(
+            f"{self.path}: cannot tell how decord turns this rotated video (no frame tells the turns apart); use backend 'pyav'"
+        )
 
     @property
     def frame_rate(self) -> Fraction | None:
@@ -734,10 +737,7 @@ class FrameFolderReader(VideoReader):
         except OSError as error:
             raise DataError(f"{path}: cannot list the frame folder ({_reason(error)})") from None
         self._pattern, self._first_number = _frame_numbering(path, names, (pattern,) if pattern else FRAME_PATTERNS)
-        count = 1
-        while self._pattern.format(self._first_number + count) in names:
-            count += 1
-        _check_no_gap(path, names, self._pattern, self._first_number, count)
+        count = _unbroken_run(path, names, (self._pattern,), self._first_number)
         if count == 1:
             raise DataError(f"{path}: a single frame, not a video (a still picture shows no motion)")
         self._num_frames = count
@@ -777,18 +777,30 @@ def _frame_numbering(path: str, names: set[str], patterns: Sequence[str]) -> tup
     raise DataError(f"{path}: no frames named {' / '.join(p.format(1) for p in patterns)}")
 
 
-def _check_no_gap(path: str, names: set[str], pattern: str, first: int, count: int) -> None:
-    """An error when a frame is numbered past the unbroken run of ``count`` frames from ``first``."""
-    prefix, suffix = _pattern_parts(pattern)
-    if sum(1 for name in names if name.startswith(prefix) and name.endswith(suffix)) <= count:
-        return  # the common case, without parsing a name: no more files look like frames than the run holds
-    missing = first + count
-    beyond = [number for number in _frame_numbers(names, pattern) if number > missing]
+def _unbroken_run(path: str, names: set[str], patterns: Sequence[str], first: int) -> int:
+    """How many frames, numbered from ``first``, have a file of each of ``patterns`` in ``names`` (one for
+    RGB frames, x and y for flow): an error naming the missing file when any pattern numbers a frame past
+    that run, which would otherwise be lost without a word."""
+    count = 0
+    while all(pattern.format(first + count) in names for pattern in patterns):
+        count += 1
+    looking_like_frames = 0
+    for pattern in patterns:
+        prefix, suffix = _pattern_parts(pattern)
+        looking_like_frames += sum(1 for name in names if name.startswith(prefix) and name.endswith(suffix))
+    if looking_like_frames <= count * len(patterns):
+        return count  # the common case, without parsing a name: no more files look like frames than the run holds
+    end = first + count  # the first frame that lacks a file
+    found = {pattern: [n for n in _frame_numbers(names, pattern) if n >= end] for pattern in patterns}
+    missing = next(pattern for pattern in patterns if pattern.format(end) not in names).format(end)
+    beyond = sorted({n for numbers in found.values() for n in numbers if n > end})
     if beyond:
-        raise DataError(
-            f"{path}: frame {pattern.format(missing)} is missing; {len(beyond)} frame(s) after the gap, up to"
-            f" {pattern.format(beyond[-1])}, would be lost"
-        )
+        last = next(pattern for pattern in patterns if beyond[-1] in found[pattern]).format(beyond[-1])
+        raise DataError(f"{path}: frame {missing} is missing; {len(beyond)} frame(s) after the gap, up to {last}, would be lost")
+    partner = next((pattern.format(end) for pattern in patterns if end in found[pattern]), None)
+    if partner is not None:
+        raise DataError(f"{path}: frame {missing} is missing beside {partner}; its flow frame would be lost")
+    return count
 
 
 def _frame_numbers(names: set[str], pattern: str) -> list[int]:
@@ -914,7 +926,8 @@ class FlowFolderReader(VideoReader):
 
     Frame ``i`` is the flow from video frame ``i`` to ``i + 1`` (a video of N frames has N - 1), so the
     samplers pick flow frames as they pick video frames. :meth:`read` gives uint8 ``(n, H, W, 2)``, channels
-    (x, y). ``num_frames`` is the unbroken run of frames from number 1 that have both images.
+    (x, y). Every frame from number 1 has both images: a missing x or y image is an error naming it, never
+    a shorter video.
     """
 
     backend = "frames"
@@ -924,18 +937,13 @@ class FlowFolderReader(VideoReader):
         if len(patterns) != 2:
             raise DataError(f"a flow folder needs an (x, y) pair of patterns, not {patterns!r}")
         for pattern in patterns:
-            try:
-                pattern.format(1)
-            except (IndexError, KeyError, ValueError):
-                raise DataError(f"frame pattern {pattern!r} must hold one '{{}}' field for the frame number") from None
+            _pattern_parts(pattern)  # a malformed pattern fails here, with its own message
         self._patterns = tuple(patterns)
         try:
             names = set(os.listdir(path))
         except OSError as error:
             raise DataError(f"{path}: cannot list the flow folder ({_reason(error)})") from None
-        count = 0
-        while all(p.format(count + 1) in names for p in self._patterns):
-            count += 1
+        count = _unbroken_run(path, names, self._patterns, 1)
         if count == 0:
             raise DataError(f"{path}: no flow frames named {' and '.join(p.format(1) for p in self._patterns)}")
         self._num_frames = count
@@ -977,8 +985,8 @@ def _flow_patterns(path: str, frame_pattern: str | tuple[str, str] | None, modal
         return None
     if modality is None and any(os.path.exists(os.path.join(path, p.format(1))) for p in FRAME_PATTERNS):
         return None
-    for pair in FLOW_PATTERNS:
-        if all(os.path.exists(os.path.join(path, p.format(1))) for p in pair):
+    for pair in FLOW_PATTERNS:  # one image of the first pair is enough: the reader names the other if it is missing
+        if any(os.path.exists(os.path.join(path, p.format(1))) for p in pair):
             return pair
     if modality == "flow":
         names = " or ".join(f"{x.format(1)} / {y.format(1)}" for x, y in FLOW_PATTERNS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -511,13 +512,19 @@ def _coerce(value: Any, kind: Any, key: str, lines: dict[str, str]) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif kind is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            # no setting takes an infinite or undefined number; one let through (base_lr: .inf) would train to NaN
+            if not math.isfinite(number):
+                raise ConfigError(f"{_where(lines, key)}'{key}' must be a finite number, got {value!r}")
+            return number
     elif kind is str:
         if isinstance(value, str):
             return value

@@ -16,9 +16,12 @@ The output folder::
     extract.json     what was extracted: checkpoint, model, stage, protocol, per clip or per video, the clip spec
 
 With several processes (``torchrun``), each video is written by exactly one of them. A run that was
-interrupted resumes: a video whose file exists is skipped (files are written under a temporary
-name, then renamed), and a folder extracted with other settings is refused rather than mixed.
-A video that cannot be read is reported, on a line and in the index, and the run goes on.
+interrupted resumes: a video whose features file exists is skipped (files are written under a
+temporary name, then renamed), and a folder extracted with other settings is refused rather than
+mixed. The folder is checked before the videos are (:func:`claim_features_dir`): new, empty, or an
+extraction of artnet's; a folder of other files, or a file at a video's name that is not features of
+this extraction, is refused unless ``force``, which extracts it again. A video that cannot be read is
+reported, on a line and in the index, and the run goes on.
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from torch import nn
 
 from ..data import Annotations, Unreadable, VideoDataset, VideoRecord, load_list
 from ..data.annotations import VIDEO_EXTENSIONS
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, OutputError
+from ..outputs import atomic_write, not_an_input, output_folder, refuse_replacing
 from ..progress import progress_bar
 from .checkpoint import describe_model
-from .distributed import barrier, broadcast_object, gather_objects
+from .distributed import barrier, gather_objects, on_main_process
 from .evaluate import get_protocol, view_outputs
 from .predict import Predictor, expand_inputs
 
@@ -119,12 +123,11 @@ def extract_features(
     view_batch: int = 10,
     backend: str = "auto",
     frame_pattern: str | None = None,
+    force: bool = False,
 ) -> ExtractResult:
     """Write the features of every video of ``inputs`` (video files, frame folders, folders of videos,
     or list files ``<path> [<num_frames>] <label>`` resolved against ``root``, default the list's folder)
-    under ``out``; see the module's doc."""
-    predictor = Predictor(checkpoint, device=device, acceleration=acceleration)  # the model, as predict runs it
-    env, clip = predictor.env, predictor.clip
+    under ``out``; see the module's doc (``force``: write into a folder of other files)."""
     spec = get_protocol(protocol)
     if spec.mode != "test":
         raise ConfigError(
@@ -132,6 +135,10 @@ def extract_features(
         )
     videos = gather_videos(inputs, root)
     out = Path(out)
+    # before the model loads; every process finds the folder as it was, the writes come after they meet
+    resumed = claim_features_dir(out, force, inputs)
+    predictor = Predictor(checkpoint, device=device, acceleration=acceleration)  # the model, as predict runs it
+    env, clip = predictor.env, predictor.clip
     settings = {
         "checkpoint": str(Path(predictor.checkpoint).resolve()),
         "model": describe_model(predictor.payload),
@@ -140,13 +147,26 @@ def extract_features(
         "per_clip": per_clip,
         "clip": clip.to_dict(),
     }
-    pending = None
-    if env.is_main:
+    rows = spec.num_clips if per_clip else None  # of a features file
+
+    def claim() -> list[int]:  # the videos to extract
         check_settings(out, settings)
-        for stale in out.rglob(".*.npy.*.tmp"):  # left by a killed run
+        for stale in filter(_left_by_a_killed_run, out.rglob(".*.tmp")):
             stale.unlink(missing_ok=True)
-        pending = [i for i, video in enumerate(videos) if not (out / video.name).is_file()]
-    pending = broadcast_object(pending, env)
+        pending = []
+        for i, video in enumerate(videos):
+            target = out / video.name
+            if not target.exists() or not resumed:  # in a folder of other files (--force), nothing is taken as done
+                pending.append(i)
+            elif _features_shape(target, rows) is None:
+                if not force:
+                    kind = "per-clip" if per_clip else "per-video"
+                    what = f"not features of this extraction (a {kind} float32 .npy)"
+                    raise OutputError(f"{target}: {what}; --force extracts it again, or remove it")
+                pending.append(i)
+        return pending
+
+    pending = on_main_process(claim, env)
 
     features = PooledFeatures(predictor.model, stage).eval()
     accel = predictor.accel
@@ -181,7 +201,7 @@ def extract_features(
     unreadable = {index: reason for _, part in parts for index, reason in part.items()}
     barrier(env)
     if env.is_main:
-        write_index(out, videos, unreadable)
+        write_index(out, videos, unreadable, rows)
     failed = {videos[i].record.path: reason for i, reason in sorted(unreadable.items())}
     return ExtractResult(out, len(videos), [count for count, _ in parts], len(videos) - len(pending), failed, env.is_main)
 
@@ -215,46 +235,97 @@ def _features_name(path: str | Path, base: Path) -> str:
     return (relative.with_suffix("") if suffix else relative).as_posix() + ".npy"
 
 
+def claim_features_dir(out: Path, force: bool, inputs: list[str]) -> bool:
+    """``out`` for features, before the model and the videos are read: writable, and new, empty, or an
+    extraction of artnet extract (its ``extract.json`` and only the files it writes), which is resumed
+    (True); other files are refused unless ``force``. Its own files are never one of ``inputs``."""
+    resumed = (out / SETTINGS).is_file()
+    if out.is_dir() and not force:
+        foreign = [entry for entry in sorted(out.iterdir()) if not (resumed and _extraction_part(entry))]
+        refuse_replacing(
+            out,
+            foreign,
+            "files that are not features of artnet extract",
+            "--force writes there all the same, or choose another --out",
+        )
+    for name in (SETTINGS, INDEX):
+        not_an_input(out / name, inputs)
+    output_folder(out)
+    return resumed
+
+
+def _extraction_part(path: Path) -> bool:
+    """A file artnet extract writes (features, the index, the settings, a temporary file of a killed run), or
+    a folder of them."""
+    if path.is_dir():
+        return all(_extraction_part(entry) for entry in path.iterdir())
+    return path.name in (SETTINGS, INDEX) or path.suffix == ".npy" or _left_by_a_killed_run(path)
+
+
+def _left_by_a_killed_run(path: Path) -> bool:
+    """A temporary file of :func:`~artnet.outputs.atomic_write` for a features file, the index or the settings."""
+    name = path.name
+    return name.endswith(".tmp") and (".npy." in name or name.startswith((f".{INDEX}.", f".{SETTINGS}.")))
+
+
+def _features_shape(path: Path, rows: int | None) -> tuple[int, ...] | None:
+    """The shape of a features file: float32, ``(D,)`` (``rows`` None) or ``(rows, D)`` per clip; None if it is
+    not one (another array, not a ``.npy`` file). Reads the header only."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        array.close()
+        return None
+    shape, dtype = array.shape, array.dtype
+    del array
+    if dtype != np.float32 or len(shape) != (1 if rows is None else 2) or (rows is not None and shape[0] != rows):
+        return None
+    return shape
+
+
 def check_settings(out: Path, settings: dict) -> None:
     """Record what is extracted in ``out``; a folder holding features extracted otherwise is an error."""
     path = out / SETTINGS
     if path.is_file():
-        previous = json.loads(path.read_text())
-        changed = [key for key in settings if previous.get(key) != settings[key]]
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise OutputError(f"{path}: not the settings of artnet extract ({error}); extract into another folder") from None
+        changed = [key for key in settings if not isinstance(previous, dict) or previous.get(key) != settings[key]]
         if changed:
             key = changed[0]
+            was = previous.get(key) if isinstance(previous, dict) else None
             raise ConfigError(
-                f"{out}: holds features extracted with {key} {previous.get(key)!r}, not {settings[key]!r}; "
+                f"{out}: holds features extracted with {key} {was!r}, not {settings[key]!r}; "
                 "extract into another folder (or delete this one)"
             )
         return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
+    with atomic_write(path, "w") as file:
+        file.write(json.dumps(settings, indent=2) + "\n")
 
 
-def write_index(out: Path, videos: list[Video], unreadable: dict[int, str]) -> Path:
-    """``index.csv``: every input video with its features file and shape, or why it has none."""
+def write_index(out: Path, videos: list[Video], unreadable: dict[int, str], rows: int | None) -> Path:
+    """``index.csv``: every input video with its features file and shape (``rows`` as :func:`_features_shape`),
+    or why it has none."""
     path = out / INDEX
-    temporary = path.with_name(f".{INDEX}.tmp")
-    with open(temporary, "w", newline="") as file:
+    with atomic_write(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["video", "label", "class", "features", "shape", "error"])
         for index, video in enumerate(videos):
             label = video.record.label
             name = video.classes[label] if 0 <= label < len(video.classes) else ""
             target = out / video.name
-            if target.is_file():
-                shape = "x".join(map(str, np.load(target, mmap_mode="r").shape))
-                writer.writerow([video.record.path, label, name, video.name, shape, ""])
+            shape = _features_shape(target, rows) if target.is_file() else None
+            if shape is not None:
+                writer.writerow([video.record.path, label, name, video.name, "x".join(map(str, shape)), ""])
             else:
                 writer.writerow([video.record.path, label, name, "", "", unreadable.get(index, "not extracted")])
-    os.replace(temporary, path)
     return path
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as file:
+    with atomic_write(path) as file:
         np.save(file, array.astype(np.float32, copy=False))
-    os.replace(temporary, path)

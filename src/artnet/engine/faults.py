@@ -17,7 +17,8 @@ import torch.distributed as dist
 from ..errors import FaultError, OutputError
 
 _LOADER_WORKER = re.compile(r"DataLoader worker \(pids?(?:\(s\))? ([\d, ]+)\)")
-_COLLECTIVE = re.compile(r"gloo|nccl", re.IGNORECASE)
+# gloo names itself in most of its errors, but not in the one a pair closed by a timeout gives the next collective
+_COLLECTIVE = re.compile(r"gloo|nccl|caused pair closure", re.IGNORECASE)
 
 
 def describe_fault(error: BaseException) -> str | None:

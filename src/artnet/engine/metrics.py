@@ -11,11 +11,13 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from ..outputs import atomic_write
-from ..plots import pyplot
+from ..errors import OutputError
+from ..outputs import atomic_write, not_an_input, output_folder, refuse_replacing
+from ..plots import pyplot, save_figure
 
 REPORT_FILES = ("metrics.json", "per_class.csv", "scores.npz", "confusion.png")  # what write_reports writes
 
@@ -115,6 +117,39 @@ def write_reports(
     return out
 
 
+def claim_report_dir(folder: Path, force: bool = False, default: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """``folder`` for a report of :func:`write_reports` (``artnet test``'s, ``artnet fuse``'s), before the work:
+    writable, and new, empty, or holding only earlier reports (which are replaced); other files are refused
+    unless ``force``, and a report file that is one of ``inputs`` (a fused ``scores.npz``) always is.
+    ``default``: the folder was not named by ``--out``."""
+    how = "--out chooses another report folder" if default else "choose another --out"
+    if folder.is_dir() and not force:
+        foreign = [entry for entry in sorted(folder.iterdir()) if not _report_part(entry)]
+        how_to_allow = f"--force writes the report there all the same, or {how}"
+        refuse_replacing(folder, foreign, "files that are not an artnet test report", how_to_allow)
+    for name in REPORT_FILES:
+        not_an_input(folder / name, inputs)
+    try:
+        return output_folder(folder)
+    except OutputError as error:
+        raise OutputError(f"{error}; {how}") from None
+
+
+def _report_part(path: Path) -> bool:
+    """A file of a report of :func:`write_reports`, or a split's report folder."""
+    if path.is_dir():
+        return path.name.startswith("split") and path.name[5:].isdigit() and all(_report_part(p) for p in path.iterdir())
+    if path.name == "metrics.json":
+        try:
+            written = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            return False
+        if not isinstance(written, dict) or "top1" not in written:
+            return False
+        return {"checkpoint", "protocol"} <= written.keys() or "fused" in written  # artnet test's, or artnet fuse's
+    return path.name in REPORT_FILES
+
+
 def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> None:
     plt = pyplot()
     if plt is None:
@@ -131,6 +166,5 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> None:
     ax.set_ylabel("true")
     ax.set_title("confusion (rows normalised)")
     fig.tight_layout()
-    with atomic_write(path) as file:
-        fig.savefig(file, dpi=100, format="png")
+    save_figure(fig, path)
     plt.close(fig)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..plots import pyplot
+from ..plots import pyplot, save_figure
 from ..progress import progress_bar
 
 
@@ -89,7 +89,7 @@ def plot_curves(log_path: Path, out_dir: Path) -> list[Path]:
         lr_axis.set_ylabel("learning rate")
         lr_axis.set_yscale("log")
         fig.tight_layout()
-        fig.savefig(out_dir / "loss.png", dpi=100)
+        save_figure(fig, out_dir / "loss.png")
         plt.close(fig)
         written.append(out_dir / "loss.png")
     evals = [e for e in entries if e["kind"] == "val"]
@@ -101,7 +101,7 @@ def plot_curves(log_path: Path, out_dir: Path) -> list[Path]:
         axis.set_ylabel("validation accuracy (%)")
         axis.legend()
         fig.tight_layout()
-        fig.savefig(out_dir / "accuracy.png", dpi=100)
+        save_figure(fig, out_dir / "accuracy.png")
         plt.close(fig)
         written.append(out_dir / "accuracy.png")
     return written

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, OutputError
-from ..outputs import output_folder, refuse_replacing
+from ..errors import CheckpointError
 from ..table import format_table
 from .auto_acceleration import acceleration_for
 from .builders import build_dataset, data_as_trained
@@ -27,7 +25,7 @@ from .checkpoint import checkpoint_file, describe_model, load_checkpoint, model_
 from .config import Config
 from .distributed import init_distributed, on_main_process
 from .evaluate import EvalResult, evaluate, get_protocol
-from .metrics import REPORT_FILES, Metrics, write_reports
+from .metrics import Metrics, claim_report_dir, write_reports
 from .monitor import RunMonitor
 
 
@@ -90,32 +88,6 @@ def run_test(
     if env.is_main and len(splits) > 1:
         print(splits_table(splits, [r.metrics for r in results]))
     return results
-
-
-def claim_report_dir(folder: Path, force: bool = False, default: bool = False) -> Path:
-    """``folder`` for a test report, before the evaluation: writable, and new, empty, or holding only
-    earlier reports of ``artnet test`` (which are replaced); other files are refused unless ``force``."""
-    how = "--out chooses another report folder" if default else "choose another --out"
-    if folder.is_dir() and not force:
-        foreign = [entry for entry in sorted(folder.iterdir()) if not _report_part(entry)]
-        refuse_replacing(folder, foreign, "files that are not an artnet test report", f"--force writes the report there all the same, or {how}")
-    try:
-        return output_folder(folder)
-    except OutputError as error:
-        raise OutputError(f"{error}; {how}") from None
-
-
-def _report_part(path: Path) -> bool:
-    """A file of an ``artnet test`` report, or a split's report folder."""
-    if path.is_dir():
-        return path.name.startswith("split") and path.name[5:].isdigit() and all(_report_part(p) for p in path.iterdir())
-    if path.name == "metrics.json":
-        try:
-            written = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError):
-            return False
-        return isinstance(written, dict) and {"checkpoint", "protocol", "top1"} <= written.keys()
-    return path.name in REPORT_FILES
 
 
 def check_classes(checkpoint_classes: list[str], dataset_classes: list[str], path: Path) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data import seed_worker
-from ..errors import ConfigError
+from ..errors import ConfigError, DivergedError
 from ..models.tsn import consensus_forward
 from ..outputs import output_folder, refuse_replacing
 from .acceleration import Acceleration
@@ -73,11 +73,11 @@ RUN_FILES = ("config.yaml", "log.jsonl", "best.pt", "final.pt", "checkpoints", "
 
 def train(config: Config) -> dict:
     env = init_distributed(config.train.device, config.train.dist_timeout)
+    checkpoints = RunCheckpoints(config.run_dir, config.train.keep_last)
+    resume_from = on_main_process(lambda: claim_run_dir(config, checkpoints), env)  # first: a refusal costs nothing
     seed_everything(config.train.seed + env.rank, config.train.deterministic)
     if env.device.type == "cuda":
         torch.backends.cudnn.benchmark = config.train.cudnn_benchmark and not config.train.deterministic
-    checkpoints = RunCheckpoints(config.run_dir, config.train.keep_last)
-    resume_from = on_main_process(lambda: claim_run_dir(config, checkpoints), env)
 
     # Data: the training set, and the validation set the in-training evaluation uses.
     train_set = build_dataset(config, "train")
@@ -149,6 +149,10 @@ def train(config: Config) -> dict:
                 loss_sum += loss.item()
                 data_time += tock - tick
                 compute_time += time.perf_counter() - tock
+            mean_loss = all_reduce_mean(loss_sum, env)  # every process sees a non-finite loss of any, and stops with it
+            if not math.isfinite(mean_loss):
+                # the loss of this iteration is that of the weights of the one before: their checkpoint is no good
+                raise DivergedError(diverged(checkpoints, iteration + 1, f"the training loss is {mean_loss}", bad_from=iteration))
             if config.solver.clip_grad_norm > 0:
                 trainables.scaler.unscale_(trainables.optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), config.solver.clip_grad_norm)
@@ -164,7 +168,7 @@ def train(config: Config) -> dict:
                     "train",
                     done,
                     {
-                        "loss": all_reduce_mean(loss_sum, env),
+                        "loss": mean_loss,
                         "lr": lr,
                         "epoch": state.epoch,
                         "clips_per_s": clips_per_second,
@@ -174,7 +178,13 @@ def train(config: Config) -> dict:
                     },
                 )
 
-            if done == config.solver.max_iter or (config.train.eval_interval and done % config.train.eval_interval == 0):
+            evaluating = done == config.solver.max_iter or (config.train.eval_interval and done % config.train.eval_interval == 0)
+            saving = done == config.solver.max_iter or done % config.train.checkpoint_interval == 0
+            if (evaluating or saving) and not all(torch.isfinite(p).all() for p in model.parameters()):
+                # a step can overflow the weights while the loss before it was finite: never a checkpoint of them
+                raise DivergedError(diverged(checkpoints, done, "the weights are no longer finite numbers", bad_from=done))
+
+            if evaluating:
                 broadcast_buffers(model, env)
                 metrics = evaluate(
                     model,
@@ -192,7 +202,7 @@ def train(config: Config) -> dict:
                     state.best_top1 = metrics.top1
                     checkpoints.save_weights("best.pt", payload(iteration=done, metrics=metrics.as_dict()))
 
-            if done == config.solver.max_iter or done % config.train.checkpoint_interval == 0:
+            if saving:
                 state.elapsed_seconds = time.perf_counter() - started
                 rng = gather_objects(capture_rng(env.device), env)  # every process's, for an exact resume
                 if env.is_main:
@@ -251,6 +261,18 @@ def how_to_go_on(checkpoints: RunCheckpoints, state: TrainingState) -> str:
     saved = checkpoints.iterations()
     where = f"from iteration {checkpoints.iteration_of(saved[-1])} ({saved[-1]})" if saved else "from the start (no checkpoint yet)"
     return f"training stopped at iteration {state.iteration}: the same command resumes {where}"
+
+
+def diverged(checkpoints: RunCheckpoints, iteration: int, what: str, bad_from: int) -> str:
+    """Why a run stopped that diverged, and how to go on: from its last good checkpoint (one before
+    iteration ``bad_from``, whose weights gave a finite loss), more gently."""
+    good = [path for path in checkpoints.iterations() if checkpoints.iteration_of(path) < bad_from]
+    stopped = f"iteration {iteration}: {what}: the run diverged and stopped"
+    gently = "a lower solver.base_lr (or solver.clip_grad_norm)"
+    if not good:
+        return f"{stopped}; no good checkpoint was written yet: train again with {gently} and train.overwrite=true"
+    last = f"iteration {checkpoints.iteration_of(good[-1])}"
+    return f"{stopped}; to go on from its last good checkpoint ({last}), add train.resume={good[-1]} and {gently}"
 
 
 def micro_batches(dataset, sampler: ResumableSampler, position: TrainingState, size: int, config: Config, env: DistributedEnv) -> Iterator:

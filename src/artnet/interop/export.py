@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from torch import nn
 from .. import __version__
 from ..data.clip import ClipSpec
 from ..errors import CheckpointError
+from ..outputs import atomic_path
 
 FORMATS = ("hf", "onnx", "torchscript")
 ONNX_OPSET = 18
@@ -125,7 +125,8 @@ def export_model(
     model = model.float().eval()
     info = metadata(model, classes, clip)
     out = Path(out)
-    with _written_if_verified(out) as temporary:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as temporary:  # renamed to out once verified; removed if it fails
         if fmt == "onnx":
             _write_onnx(model, clip, info, temporary, opset)
             run = onnx_runner(temporary)
@@ -241,7 +242,8 @@ def _write_torchscript(model: nn.Module, clip: ClipSpec, info: dict[str, Any], p
     example = torch.zeros(2, *clip.input_shape)
     with _quiet(), torch.no_grad():
         traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_METADATA: json.dumps(info)})
+        with open(path, "wb") as file:  # by name, torch's writer aborts the process when the disk is full
+            torch.jit.save(traced, file, _extra_files={TORCHSCRIPT_METADATA: json.dumps(info)})
 
 
 def torchscript_runner(path: str | Path) -> Callable[[torch.Tensor], np.ndarray]:
@@ -254,18 +256,6 @@ def torchscript_runner(path: str | Path) -> Callable[[torch.Tensor], np.ndarray]
             return loaded(clips).numpy()
 
     return run
-
-
-@contextlib.contextmanager
-def _written_if_verified(out: Path) -> Iterator[Path]:
-    """A temporary file beside ``out``, renamed to it when the block succeeds, removed otherwise."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -23,14 +23,16 @@ Needs the ``hub`` extra (``pip install 'artnet[hub]'``: huggingface_hub, safeten
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, OutputError
 
 try:
     from huggingface_hub import ModelCard, ModelHubMixin, snapshot_download
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 except ImportError:  # an optional extra
     raise CheckpointError("model folders and the Hub need huggingface_hub and safetensors: pip install 'artnet[hub]'") from None
 
@@ -151,10 +153,27 @@ class ModelFolder(
     def save_pretrained(
         self, save_directory: str | Path, *, model_card_kwargs: dict[str, Any] | None = None, **options: Any
     ) -> str | None:
-        """Write ``config.json``, ``model.safetensors`` and the model card ``README.md`` (regenerated)."""
-        (Path(save_directory) / "README.md").unlink(missing_ok=True)
-        card = {"location": str(save_directory), **(model_card_kwargs or {})}
-        return super().save_pretrained(save_directory, model_card_kwargs=card, **options)
+        """Write ``model.safetensors``, ``config.json`` and the model card ``README.md`` (regenerated), each
+        whole: written into a temporary folder inside ``save_directory``, then renamed into place (the weights
+        first), so a failed write leaves the files that were there as they were."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        push, repo_id = options.pop("push_to_hub", False), options.pop("repo_id", None)
+        card = {"location": str(folder), **(model_card_kwargs or {})}
+        replaced = []
+        try:
+            with tempfile.TemporaryDirectory(prefix=".artnet-save.", dir=folder) as staging:
+                super().save_pretrained(staging, model_card_kwargs=card, **options)
+                names = sorted(os.listdir(staging), key=lambda name: (name != FOLDER_WEIGHTS, name != FOLDER_CONFIG, name))
+                for name in names:
+                    os.replace(os.path.join(staging, name), folder / name)
+                    replaced.append(name)
+        except OSError as error:
+            kept = f"only {', '.join(replaced)} replaced" if replaced else "the files that were there are unchanged"
+            raise OutputError(f"{folder}: not written ({error.strerror or error}); {kept}") from None
+        if push:
+            return self.push_to_hub(repo_id or folder.name, model_card_kwargs=model_card_kwargs, **options)
+        return None
 
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict[str, Any] | None = None, **options: Any) -> str:
         """Upload the folder to a Hub repository (created if need be; see :meth:`ModelHubMixin.push_to_hub`)."""
@@ -162,7 +181,8 @@ class ModelFolder(
 
     def _save_pretrained(self, save_directory: Path) -> None:
         tensors = {key: value.detach().cpu().contiguous() for key, value in self.payload["state_dict"].items()}
-        save_file(tensors, str(save_directory / FOLDER_WEIGHTS), metadata={"format": "pt", "artnet_version": __version__})
+        # as bytes, written by Python: a failed write is the system's OSError, not safetensors' own error
+        (save_directory / FOLDER_WEIGHTS).write_bytes(save(tensors, metadata={"format": "pt", "artnet_version": __version__}))
         (save_directory / FOLDER_CONFIG).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
