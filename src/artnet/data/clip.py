@@ -9,6 +9,9 @@ data, the checkpoints, the converter, ``artnet test`` / ``predict`` and every re
 
     spec = ClipSpec(clip_len=8, crop_size=56)
     spec.input_shape                      # (3, 8, 56, 56): one clip as the model takes it
+    with spec.open_video("v.mp4") as reader:   # resized to frame_size, read as the spec's modality
+        frames = torch.from_numpy(reader.read(indices))
+    spec.normalize(spec.crop_views(frames))   # the centre crop (or the test crops), normalised
     payload["clip"] = spec.to_dict()      # plain values, for checkpoints and JSON
     ClipSpec.from_checkpoint(payload)     # also reads checkpoints written before ClipSpec existed
 """
@@ -16,10 +19,15 @@ data, the checkpoints, the converter, ``artnet test`` / ``predict`` and every re
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
+import torch
+
 from ..errors import CheckpointError, InvalidValue
+from . import readers, transforms
 from .readers import UPSTREAM_FRAME_SIZE
 from .transforms import NORMALIZATIONS
 
@@ -72,6 +80,29 @@ class ClipSpec:
     def input_shape(self) -> tuple[int, int, int, int]:
         """One clip as the model takes it: ``(C, T, H, W)``."""
         return (self.channels, self.clip_len, self.crop_size, self.crop_size)
+
+    def open_video(
+        self, path: str | os.PathLike, *, backend: str = "auto", frame_pattern: str | tuple[str, str] | None = None
+    ) -> readers.VideoReader:
+        """``path`` (a video file or a frame folder) opened as clips of this spec are read: frames resized to
+        ``frame_size`` in the decoder, a folder read as the spec's :attr:`modality` (TSN's layout keeps RGB
+        frames and flow side by side; see :func:`~artnet.data.readers.open_video`)."""
+        size, modality = self.frame_size, self.modality
+        return readers.open_video(path, backend=backend, size=size, frame_pattern=frame_pattern, modality=modality)
+
+    def crop_views(self, frames: torch.Tensor | np.ndarray, crops: str = "center", *, flip: bool = True) -> torch.Tensor:
+        """The evaluation views of decoded uint8 frames, each ``crop_size`` square, still uint8: ``"center"``,
+        the centre crop of ``(..., H, W, C)`` frames; ``"3crop"`` / ``"10crop"`` (:data:`~artnet.data.transforms.TEST_CROPS`),
+        clips ``(N, T, H, W, C)`` -> ``(N x views, T, crop, crop, C)``, clip-major (``flip=False``: no mirrored view)."""
+        height, width = frames.shape[-3:-1]
+        boxes = transforms.test_crops(height, width, self.crop_size, crops, flip=flip)
+        if len(boxes) == 1:
+            return transforms.apply_crop(frames, boxes[0], self.crop_size)
+        return torch.stack([transforms.apply_crop(frames, box, self.crop_size) for box in boxes], dim=1).flatten(0, 1)
+
+    def normalize(self, views: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """uint8 views ``(..., T, H, W, C)`` -> the model's float input ``(..., C, T, H, W)``, normalised as the spec names."""
+        return transforms.normalize(views, self.normalization)
 
     def replace(self, **changes: Any) -> ClipSpec:
         return dataclasses.replace(self, **changes)

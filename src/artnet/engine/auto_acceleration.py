@@ -132,12 +132,10 @@ def acceleration_for(setting: str, model: nn.Module, clip: ClipSpec, env: Distri
 def probe_clips(clip: ClipSpec, batch: int = 2, seed: int = 0) -> torch.Tensor:
     """A probe batch of ``clip.input_shape`` clips: random pixels, normalised as the model's inputs
     are, so that its activations have the scale they have in use."""
-    from ..data.transforms import normalize
-
     channels, frames, height, width = clip.input_shape
     generator = torch.Generator().manual_seed(seed)
     pixels = torch.randint(0, 256, (batch, frames, height, width, channels), dtype=torch.uint8, generator=generator)
-    return normalize(pixels, clip.normalization)
+    return clip.normalize(pixels)
 
 
 def probe_key(model: nn.Module, example: torch.Tensor, identity: str | None = None) -> str:
