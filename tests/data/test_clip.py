@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from artnet.data import ClipSpec, VideoDataset
+from artnet.data.clip import FlipSettings
 from artnet.data.transforms import NORMALIZATIONS
 from artnet.errors import CheckpointError, InvalidValue
 
@@ -78,3 +79,22 @@ def test_the_fields_are_listed_once():
     names = [f.name for f in dataclasses.fields(ClipSpec)]
     assert "clip_len" in names
     assert not any(name in VideoDataset.__init__.__code__.co_varnames for name in names)
+
+
+def test_flip_settings_are_read_from_where_each_checkpoint_kept_them():
+    pairs = [["Swiping Left", "Swiping Right"]]
+    settings = FlipSettings(flip_label_map=pairs)
+    assert settings.flip_label_map == (("Swiping Left", "Swiping Right"),)
+    assert settings.to_dict() == {"flip": True, "flip_label_map": pairs}
+    assert FlipSettings.from_checkpoint({"flip": settings.to_dict()}) == settings
+    before_flip = {"config": {"data": {"flip": False, "clip": {}}}}  # the settings in the training config only
+    assert FlipSettings.from_checkpoint(before_flip) == FlipSettings(flip=False)
+    assert FlipSettings.from_checkpoint({"converted_from": {}}) == FlipSettings()  # Caffe weights: mirrored, as upstream
+    changed = settings.differences(FlipSettings(flip=False))
+    assert changed == ["flip true -> false", "flip_label_map [[Swiping Left, Swiping Right]] -> []"]
+    with pytest.raises(CheckpointError, match=r"ckpt.pt: flip 'flip_label_map' has no use with flip: false"):
+        FlipSettings.from_dict({"flip": False, "flip_label_map": pairs}, "ckpt.pt")
+    with pytest.raises(CheckpointError, match=r"ckpt.pt: flip 'flip' must be true or false, got 'yes'"):
+        FlipSettings.from_dict({"flip": "yes"}, "ckpt.pt")
+    with pytest.raises(CheckpointError, match=r"ckpt.pt: unknown flip field 'mirror'"):
+        FlipSettings.from_dict({"mirror": True}, "ckpt.pt")

@@ -1,4 +1,5 @@
-"""``ClipSpec``: what a model's weights expect as input, written once and carried with the weights.
+"""``ClipSpec``: what a model's weights expect as input, written once and carried with the weights
+(and :class:`FlipSettings`: how it was mirrored, which its test views follow).
 
 A clip is ``clip_len`` frames taken every ``frame_stride`` frames, each frame resized to
 ``frame_size`` in the decoder, cropped to ``crop_size`` squares and normalised by the named
@@ -29,7 +30,7 @@ import torch
 from ..errors import CheckpointError, InvalidValue
 from . import readers, transforms
 from .readers import UPSTREAM_FRAME_SIZE
-from .transforms import NORMALIZATIONS
+from .transforms import NORMALIZATIONS, check_flip_pairs
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,7 @@ class ClipSpec:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "clip spec") -> ClipSpec:
         """The spec ``values`` describe; fields it lacks keep their defaults, unknown ones are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise CheckpointError(f"{source}: unknown clip field {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        try:
-            return cls(**values)
-        except InvalidValue as error:
-            raise CheckpointError(f"{source}: clip {error}") from None
+        return _from_record(cls, "clip", values, source)
 
     @classmethod
     def from_checkpoint(cls, payload: Mapping[str, Any], source: str = "checkpoint") -> ClipSpec:
@@ -135,12 +129,73 @@ class ClipSpec:
 
     def differences(self, other: ClipSpec) -> list[str]:
         """``"name old -> new"`` for each field where ``other`` differs from this spec."""
-        return [
-            f"{f.name} {_show(getattr(self, f.name))} -> {_show(getattr(other, f.name))}"
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(other, f.name)
-        ]
+        return _differences(self, other, lambda value: "x".join(map(str, value)) if isinstance(value, tuple) else str(value))
 
 
-def _show(value: Any) -> str:
-    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+@dataclass(frozen=True)
+class FlipSettings:
+    """How a model was mirrored in training, which its evaluation views follow: ``flip`` (training clips
+    mirrored at p = 0.5; the 10 test crops include the 5 mirrored ones) and ``flip_label_map`` (pairs of
+    classes a mirror turns into each other: a mirrored clip's label, and the logits of a mirrored view put
+    back in label order). Carried with the weights, as the clip spec: ``payload["flip"]``."""
+
+    flip: bool = True
+    flip_label_map: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.flip, bool):
+            raise InvalidValue("flip", f"must be true or false, got {self.flip!r}")
+        if isinstance(self.flip_label_map, str) or any(isinstance(pair, str) for pair in self.flip_label_map):
+            raise InvalidValue("flip_label_map", f"must be pairs of class names, got {self.flip_label_map!r}")
+        object.__setattr__(self, "flip_label_map", tuple(tuple(pair) for pair in self.flip_label_map))
+        check_flip_pairs(self.flip_label_map)
+        if self.flip_label_map and not self.flip:
+            raise InvalidValue("flip_label_map", "has no use with flip: false (no clip is mirrored)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists), as the config's ``data.flip`` / ``data.flip_label_map`` and checkpoints hold them."""
+        return {"flip": self.flip, "flip_label_map": [list(pair) for pair in self.flip_label_map]}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "flip settings") -> FlipSettings:
+        return _from_record(cls, "flip", values, source)
+
+    @classmethod
+    def from_checkpoint(cls, payload: Mapping[str, Any], source: str = "checkpoint") -> FlipSettings:
+        """What a checkpoint records: ``flip``, or, written before it, its training config's ``data`` keys
+        (converted weights without either were mirrored, as upstream's Caffe training)."""
+        if "flip" in payload:
+            return cls.from_dict(payload["flip"], source)
+        trained = (payload.get("config") or {}).get("data") or {}
+        return cls.from_dict({f.name: trained[f.name] for f in dataclasses.fields(cls) if f.name in trained}, source)
+
+    def differences(self, other: FlipSettings) -> list[str]:
+        """``"name old -> new"`` for each setting where ``other`` differs."""
+        return _differences(self, other, _as_yaml)
+
+
+def _from_record(cls, kind: str, values: Mapping[str, Any], source: str):
+    """``cls`` from plain recorded values: missing fields keep their defaults; an unknown or bad one is a CheckpointError."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise CheckpointError(f"{source}: unknown {kind} field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    try:
+        return cls(**values)
+    except InvalidValue as error:
+        raise CheckpointError(f"{source}: {kind} {error}") from None
+
+
+def _as_yaml(value: Any) -> str:
+    """A flip setting as a config writes it: ``false``, ``[[Swiping Left, Swiping Right]]``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "[" + ", ".join(f"[{', '.join(pair)}]" for pair in value) + "]"
+
+
+def _differences(old, new, show) -> list[str]:
+    return [
+        f"{f.name} {show(getattr(old, f.name))} -> {show(getattr(new, f.name))}"
+        for f in dataclasses.fields(old)
+        if getattr(old, f.name) != getattr(new, f.name)
+    ]

@@ -66,7 +66,8 @@ def run_test(
         if payload["model"]["name"] != config.model.name:
             monitor.message(f"{path.name} holds a {payload['model']['name']}, not the {config.model.name} the config names: testing the checkpoint's model")
         if changed:
-            monitor.message(f"clips cut and normalised as {path.name} was trained, not as the config says: {', '.join(changed)}")
+            as_trained = f"clips cut, normalised and mirrored as {path.name} was trained, not as the config says"
+            monitor.message(f"{as_trained}: {', '.join(changed)}")
         monitor.message(
             f"testing {describe_model(payload)} from {path} on {len(dataset)} videos, protocol {protocol_spec.name},"
             f" normalization {data.clip.normalization}"

@@ -102,7 +102,7 @@ def train(config: Config) -> dict:
     plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
 
     def payload(**extra) -> dict:  # what best.pt, final.pt and the iteration checkpoints say about the model
-        return model_payload(model, classes, config.data.clip, config=config_to_dict(config), **extra)
+        return model_payload(model, classes, config.data.clip, config.data.flip_settings, config=config_to_dict(config), **extra)
 
     # Resume from the newest checkpoint of this run, if there is one.
     state = TrainingState()
