@@ -69,6 +69,17 @@ def test_differences_name_each_changed_field():
     ]
 
 
+def test_the_spec_describes_itself():
+    tsn = ClipSpec(clip_len=8, frame_stride=2, frame_size=(64, 85), crop_size=56, normalization="flow", num_segments=2)
+    assert ClipSpec().summary() == "16x112x112" and tsn.summary() == "8x56x56, 2 segments"
+    assert tsn.describe() == (
+        "Clips of 8 flow (x, y) frames taken every 2 frame(s), each frame resized to 64 x 85 (H x W) when decoded, cropped to"
+        " 56 x 56, normalised as `flow` (`artnet.data.transforms.NORMALIZATIONS`): a tensor of shape `(N, 2, 8, 56, 56)`,"
+        " (N, C, T, H, W). A TSN model: trained on 2 clips per video, averaging their logits."
+    )
+    assert ClipSpec().describe().startswith("Clips of 16 colour frames taken every 1 frame(s)")
+
+
 def test_every_normalization_knows_its_channels():
     for name, preset in NORMALIZATIONS.items():
         assert ClipSpec(normalization=name).channels == len(preset.mean)

@@ -82,6 +82,25 @@ class ClipSpec:
         """One clip as the model takes it: ``(C, T, H, W)``."""
         return (self.channels, self.clip_len, self.crop_size, self.crop_size)
 
+    def summary(self) -> str:
+        """``16x112x112, 2 segments``: the clips the model takes, ``T x H x W`` (and the TSN segments), for tables."""
+        segments = f", {self.num_segments} segments" if self.num_segments > 1 else ""
+        return f"{self.clip_len}x{self.crop_size}x{self.crop_size}{segments}"
+
+    def describe(self) -> str:
+        """The spec in a few sentences, every field and the tensor the model takes, for model cards."""
+        frames = "flow (x, y)" if self.modality == "flow" else "colour"
+        height, width = self.frame_size
+        segments = ""
+        if self.num_segments > 1:
+            segments = f" A TSN model: trained on {self.num_segments} clips per video, averaging their logits."
+        return (
+            f"Clips of {self.clip_len} {frames} frames taken every {self.frame_stride} frame(s), each frame resized to "
+            f"{height} x {width} (H x W) when decoded, cropped to {self.crop_size} x {self.crop_size}, normalised as "
+            f"`{self.normalization}` (`artnet.data.transforms.NORMALIZATIONS`): a tensor of shape "
+            f"`(N, {', '.join(map(str, self.input_shape))})`, (N, C, T, H, W).{segments}"
+        )
+
     def open_video(
         self, path: str | os.PathLike, *, backend: str = "auto", frame_pattern: str | tuple[str, str] | None = None
     ) -> readers.VideoReader:
