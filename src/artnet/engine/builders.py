@@ -85,17 +85,17 @@ def set_train_mode(model: nn.Module, bn: str) -> None:
 def build_annotations(config: Config, mode: str):
     """The annotation records of the training (``mode="train"``) or test set."""
     from ..data import load_annotations
+    from ..data.annotations import annotation_format
 
     data = config.data
     is_train = mode == "train"
-    source = data.annotations if is_train or not data.test_annotations else data.test_annotations
-    root = data.root or None
-    if data.format == "folders" and not is_train and data.test_annotations:
-        root = data.test_annotations  # root/<class>/<video>: annotations names the test set's root
+    root, source = data.root or None, data.annotations or None
+    if not is_train:
+        root, source = annotation_format(data.format).test_set(root, source, data.test_annotations or None)
     return load_annotations(
         data.format,
         root=root,
-        annotations=source or None,
+        annotations=source,
         split=data.split,
         subset=(data.train_subset if is_train else data.test_subset) or None,
         classes=data.classes or None,
