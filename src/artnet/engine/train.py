@@ -38,8 +38,8 @@ from .distributed import (
     all_reduce_mean,
     barrier,
     broadcast_buffers,
+    distributed_run,
     gather_objects,
-    init_distributed,
     on_main_process,
 )
 from .evaluate import evaluate, get_protocol
@@ -72,7 +72,13 @@ RUN_FILES = ("config.yaml", "log.jsonl", "best.pt", "final.pt", "checkpoints", "
 
 
 def train(config: Config) -> dict:
-    env = init_distributed(config.train.device, config.train.dist_timeout)
+    """Train as ``config`` says (one process, or each of those torchrun started); what the run reached.
+    A process group this call joins is left when it returns or fails."""
+    with distributed_run(config.train.device, config.train.dist_timeout) as env:
+        return _train(config, env)
+
+
+def _train(config: Config, env: DistributedEnv) -> dict:
     seed_everything(config.train.seed + env.rank, config.train.deterministic)
     if env.device.type == "cuda":
         torch.backends.cudnn.benchmark = config.train.cudnn_benchmark and not config.train.deterministic
