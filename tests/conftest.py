@@ -5,6 +5,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,6 +86,21 @@ def wait_until(condition, timeout: float, interval: float = 0.02) -> bool:
             return False
         time.sleep(interval)
     return True
+
+
+def tsn_folder(folder: Path, num_frames: int, size: tuple[int, int], seed: int = 0) -> Path:
+    """A frame folder in TSN's layout: RGB frames ``img_*.jpg`` and optical flow ``flow_x_*`` / ``flow_y_*``
+    side by side (one flow frame fewer), each random, so that what a reader read tells which it was."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for k in range(1, num_frames + 1):
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"img_{k:05d}.jpg")
+        if k < num_frames:
+            for axis in "xy":
+                Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(folder / f"flow_{axis}_{k:05d}.jpg")
+    return folder
 
 
 def calibrated_model(name: str, clip, num_classes: int, **options) -> torch.nn.Module:

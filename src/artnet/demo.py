@@ -35,7 +35,8 @@ from .data.flow import FLOW_BOUND, FlowOptions
 from .data.prepare import EncodeOptions, prepare_videos
 from .engine.checkpoint import load_checkpoint
 from .engine.config import Config, load_config, recipe_path
-from .engine.fusion import TSN_WEIGHTS, fuse_scores, load_scores
+from .engine.evaluate import EvalResult
+from .engine.fusion import TSN_WEIGHTS, fuse_scores
 from .engine.metrics import Metrics
 from .engine.testing import run_test
 from .engine.train import train
@@ -99,7 +100,9 @@ def run_demo(
     for seed in seeds:
         config = dataclasses.replace(recipe_config, train=dataclasses.replace(recipe_config.train, seed=seed))
         seed_dir = out_dir if len(seeds) == 1 else out_dir / f"seed{seed}"
-        runs = [_train_and_test(config, name, seed_dir / name, dataset.root, dataset, retrain) for name in (COMPARED if compare else COMPARED[:1])]
+        names = COMPARED if compare else COMPARED[:1]
+        tested = [_train_and_test(config, name, seed_dir / name, dataset.root, dataset, retrain) for name in names]
+        runs = [run for run, _ in tested]
         print()
         print(results_table(runs))
         chance = f"chance: {100 / dataset.num_classes:.1f}% overall; 50% within a temporal pair."
@@ -109,7 +112,7 @@ def run_demo(
             if path:
                 print(f"plot: {path}")
         if two_stream:
-            runs += _two_stream(config, runs[0], seed_dir, dataset, retrain)
+            runs += _two_stream(config, tested[0], seed_dir, dataset, retrain)
             print(f"Total time {time.perf_counter() - started:.0f} s.")
         results += runs
     if len(seeds) > 1:
@@ -118,8 +121,11 @@ def run_demo(
     return results
 
 
-def _train_and_test(config: Config, name: str, run_dir: Path, root: Path, dataset, retrain: bool) -> DemoResult:
-    """Train ``name`` on the videos (or flow) under ``root`` unless ``run_dir`` holds a finished run, then test it."""
+def _train_and_test(
+    config: Config, name: str, run_dir: Path, root: Path, dataset, retrain: bool
+) -> tuple[DemoResult, EvalResult]:
+    """Train ``name`` on the videos (or flow) under ``root`` unless ``run_dir`` holds a finished run, then test it:
+    the demo's figures, and the test's scores."""
     config = dataclasses.replace(
         config,
         output_dir=str(run_dir),
@@ -135,11 +141,16 @@ def _train_and_test(config: Config, name: str, run_dir: Path, root: Path, datase
     train_seconds = load_checkpoint(run_dir / "final.pt").get("elapsed_seconds", float("nan"))
     print(f"== testing {name} ({modality}): {PROTOCOL} protocol (25 clips per video)", flush=True)
     (tested,) = run_test(config, str(run_dir / "final.pt"), protocol=PROTOCOL, out_dir=str(run_dir / f"test_{PROTOCOL}"))
-    return _by_kind(name, modality, config.train.seed, tested.metrics, tested.labels, tested.video_scores, dataset, train_seconds)
+    identity = dict(model=name, modality=modality, seed=config.train.seed, train_seconds=train_seconds)
+    return _by_kind(dataset, tested.labels, tested.video_scores, tested.metrics, **identity), tested
 
 
-def _two_stream(config: Config, rgb: DemoResult, out_dir: Path, dataset, retrain: bool) -> list[DemoResult]:
-    """The flow stream of ``rgb``'s model and the fusion of the two streams' test scores (printed with ``rgb``)."""
+def _two_stream(
+    config: Config, rgb_run: tuple[DemoResult, EvalResult], out_dir: Path, dataset, retrain: bool
+) -> list[DemoResult]:
+    """The flow stream of the RGB run's model and the fusion of the two streams' test scores, as the tests
+    returned them (printed with the RGB figures)."""
+    rgb, rgb_test = rgb_run
     name = rgb.model
     started = time.perf_counter()
     flow_root = demo_flow(dataset, config.data.clip.frame_size)
@@ -147,12 +158,11 @@ def _two_stream(config: Config, rgb: DemoResult, out_dir: Path, dataset, retrain
     flow_config = dataclasses.replace(
         config, data=dataclasses.replace(config.data, clip=config.data.clip.replace(normalization="flow"))
     )
-    flow = _train_and_test(flow_config, name, out_dir / f"{name}_flow", flow_root, dataset, retrain)
-    streams = [load_scores(out_dir / run / f"test_{PROTOCOL}" / "scores.npz") for run in (name, f"{name}_flow")]
-    fusion = fuse_scores(streams, TSN_WEIGHTS)
-    fused = _by_kind(
-        name, "Fusion", rgb.seed, fusion.metrics, fusion.labels, fusion.scores, dataset, rgb.train_seconds + flow.train_seconds
-    )
+    flow, flow_test = _train_and_test(flow_config, name, out_dir / f"{name}_flow", flow_root, dataset, retrain)
+    tests = ((rgb_test, name), (flow_test, f"{name}_flow"))
+    fusion = fuse_scores([test.scored_videos(str(out_dir / run / f"test_{PROTOCOL}")) for test, run in tests], TSN_WEIGHTS)
+    identity = dict(model=name, modality="Fusion", seed=rgb.seed, train_seconds=rgb.train_seconds + flow.train_seconds)
+    fused = _by_kind(dataset, fusion.labels, fusion.scores, fusion.metrics, **identity)
     print(f"\nTwo streams (fusion: logits weighted RGB {TSN_WEIGHTS[0]:g} : flow {TSN_WEIGHTS[1]:g}, as TSN)")
     print(two_stream_table([rgb, flow, fused]))
     return [flow, fused]
@@ -185,14 +195,16 @@ def demo_flow(dataset, frame_size: tuple[int, int], method: str = FLOW_METHOD) -
 
 
 def _by_kind(
-    name: str, modality: str, seed: int, metrics: Metrics, labels: np.ndarray, video_scores: np.ndarray, dataset, train_seconds: float
+    dataset, labels: np.ndarray, video_scores: np.ndarray, metrics: Metrics, *, model: str, modality: str, seed: int,
+    train_seconds: float,
 ) -> DemoResult:
+    """The figures of a test of ``model``: ``metrics``, and its top-1 on each kind of class of the built-in ``dataset``."""
     predictions = video_scores.argmax(axis=1)
     appearance = np.isin(labels, dataset.labels("appearance"))
     temporal = np.isin(labels, dataset.labels("temporal"))
     partners = np.array([dataset.partner(int(label)) if is_temporal else -1 for label, is_temporal in zip(labels, temporal)])
     return DemoResult(
-        model=name,
+        model=model,
         modality=modality,
         seed=seed,
         top1=metrics.top1,

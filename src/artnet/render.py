@@ -48,15 +48,24 @@ def heat_overlay(frames: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(blended * 255), 0, 255).astype(np.uint8)
 
 
+def as_picture(frames: np.ndarray) -> np.ndarray:
+    """uint8 ``(..., H, W, C)`` frames as RGB: optical flow (x, y) as red and green over a blue of 128,
+    the value of no motion, so that still parts show grey."""
+    if frames.shape[-1] == 3:
+        return frames
+    return np.concatenate([frames, np.full((*frames.shape[:-1], 1), 128, np.uint8)], axis=-1)
+
+
 def explanation_rows(explanation: Explanation) -> dict[str, np.ndarray]:
     """``title -> (T, H, W, 3)`` frames: the input, then each map blended over it, its colours
     spread between 0 and the map's :data:`SATURATION` percentile over the clip (a few hot pixels,
     at a border say, would otherwise leave the rest of the map all but invisible)."""
-    rows = {"input": explanation.frames}
+    seen = as_picture(explanation.frames)
+    rows = {"input": seen}
     for name in explanation.maps:
         heat = explanation.upsampled(name)
         top = float(np.percentile(heat, SATURATION))
-        rows[ROW_TITLES[name]] = heat_overlay(explanation.frames, np.clip(heat / top, 0, 1) if top > 0 else heat)
+        rows[ROW_TITLES[name]] = heat_overlay(seen, np.clip(heat / top, 0, 1) if top > 0 else heat)
     return rows
 
 

@@ -267,3 +267,21 @@ def test_a_flip_label_map_names_classes_of_the_dataset(synthetic):
         match=r"^'data.flip_label_map' names 'Falln', not a class of the dataset \(did you mean 'Falling'\?\) \(.+\)$",
     ):
         build_dataset(load_config("tiny", [*where, "data.flip_label_map=[[Rising, Falln]]"]), "train")
+
+
+def test_each_format_says_where_its_test_set_is(tmp_path):
+    """data.test_annotations names the test set's file; for a folder tree (format folders), its root."""
+    from artnet.data.annotations import FORMATS
+    from artnet.engine.builders import build_annotations
+
+    for subset, videos in (("train", ["a.mp4", "b.mp4"]), ("test", ["c.mp4"])):
+        for name in ("jump", "run"):
+            (tmp_path / subset / name).mkdir(parents=True)
+            for video in videos:
+                (tmp_path / subset / name / video).write_bytes(b"")
+    config = load_config(None, ["data.format=folders", f"data.root={tmp_path / 'train'}", f"data.test_annotations={tmp_path / 'test'}"])
+    train, test = build_annotations(config, "train"), build_annotations(config, "test")
+    assert len(train) == 4 and all(f"{tmp_path / 'train'}/" in r.path for r in train.records)
+    assert len(test) == 2 and all(f"{tmp_path / 'test'}/" in r.path for r in test.records) and test.classes == ["jump", "run"]
+    assert FORMATS["kinetics"].test_set("videos", "train.csv", "val.csv") == ("videos", "val.csv")
+    assert FORMATS["ucf101"].test_set("videos", "splits", None) == ("videos", "splits")  # the split folder's test lists

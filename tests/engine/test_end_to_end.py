@@ -7,6 +7,7 @@ built-in dataset and writing real checkpoints.
 import json
 import random
 import signal
+import subprocess
 import sys
 import time
 
@@ -17,7 +18,7 @@ import torch
 from artnet.engine.checkpoint import load_checkpoint
 from artnet.engine.monitor import read_log
 
-from .conftest import TINY_CONFIG, cli, popen_cli, tiny_overrides
+from .conftest import TINY_CONFIG, _child_env, cli, popen_cli, tiny_overrides
 
 
 def _last_logged_iteration(run_dir) -> int:
@@ -121,6 +122,38 @@ def test_distributed_training_and_evaluation_match_one_process(synthetic, tmp_pa
     keys = ("top1", "top5", "mean_class_accuracy", "clip_top1", "videos")
     assert {k: single[k] for k in keys} == {k: distributed[k] for k in keys} == {k: double[k] for k in keys}
     np.testing.assert_allclose(np.load(tmp_path / "one" / "scores.npz")["scores"], np.load(tmp_path / "two" / "scores.npz")["scores"], rtol=1e-4, atol=1e-5)
+
+
+LIBRARY_TRAINING = """
+import sys
+import torch.distributed as dist
+from artnet.engine.config import load_config
+from artnet.engine.train import train
+
+root, runs = sys.argv[1], sys.argv[2]
+short = [f"data.root={root}", f"data.annotations={root}", "solver.max_iter=2", "solver.lr_steps=[1]", "data.num_workers=0"]
+left = []
+for run in ("first", "again"):  # the second joins a group again, in the store the first left its keys in
+    train(load_config("tiny", [*short, f"output_dir={runs}/{run}"]))
+    left.append(not dist.is_initialized())
+dist.init_process_group("gloo")
+train(load_config("tiny", [*short, f"output_dir={runs}/in_the_callers_group"]))
+print(f"rank {dist.get_rank()}: left the groups it joined {all(left)}, kept the caller's {dist.is_initialized()}")
+"""
+
+
+def test_train_called_as_a_library_leaves_the_process_group_it_joined(synthetic, tmp_path):
+    """Under torchrun, train() joins the processes' group and leaves it when it returns, so a program can
+    train again; a group the program joined itself stays, for the program's own collectives."""
+    script = tmp_path / "train_thrice.py"
+    script.write_text(LIBRARY_TRAINING)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)]
+    result = subprocess.run(
+        [*command, str(synthetic.root), str(tmp_path / "runs")], env=_child_env(), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"rank {rank}: left the groups it joined True, kept the caller's True" in result.stdout
 
 
 def test_misspelt_key_and_wrong_checkpoint_are_one_line_errors(synthetic, reference_run, tmp_path):

@@ -13,12 +13,13 @@ from PIL import Image
 
 from artnet import create_model
 from artnet.cli import main
-from artnet.data import ClipSpec
+from artnet.data import ClipSpec, open_video
 from artnet.engine.checkpoint import model_payload, save_checkpoint
 from artnet.engine.explain import Explainer, named_blocks, object_mass, resolve_block, smart_of
 from artnet.errors import CheckpointError, ConfigError, DataError
+from artnet.render import contact_sheet
 
-from ..conftest import calibrated_model
+from ..conftest import calibrated_model, tsn_folder
 from .conftest import cli
 
 CLIP = ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32)
@@ -191,6 +192,22 @@ def test_explain_replaces_nothing_unless_asked_and_never_the_video(synthetic, ar
     assert main([*common, "--out", str(tmp_path / "maps"), "--force"]) == 0
     with Image.open(sheet) as picture, av.open(str(tmp_path / "maps.mp4")) as container:
         assert picture.format == "PNG" and container.streams.video[0].frames == 8
+
+
+def test_a_flow_model_explains_the_flow_of_a_tsn_folder(tmp_path):
+    """TSN's layout keeps RGB frames and flow side by side: a flow model's maps are of the flow."""
+    clip = ClipSpec(clip_len=4, frame_size=(32, 40), crop_size=24, normalization="flow")
+    folder = tsn_folder(tmp_path / "video", num_frames=8, size=(36, 44))
+    model = calibrated_model("artnet_r18_d", clip, num_classes=3, width_mult=0.125)
+    checkpoint = save_checkpoint(tmp_path / "flow.pt", model_payload(model, list("abc"), clip))
+    explanation = Explainer(checkpoint, device="cpu").explain(folder)
+    assert explanation.frame_indices.tolist() == [2, 3, 4, 5]  # the centre clip
+    with open_video(folder, size=clip.frame_size, modality="flow") as reader:
+        flow = reader.read(explanation.frame_indices)
+    assert explanation.frames.shape == (4, 24, 24, 2) and np.array_equal(explanation.frames, flow[:, 4:28, 8:32])
+    assert set(explanation.maps) == {"appearance", "relation"}
+    with Image.open(contact_sheet(explanation, tmp_path / "maps.png")) as sheet:  # the flow shown as red and green
+        assert sheet.format == "PNG" and sheet.size[0] > 200
 
 
 def test_bad_class_block_or_start_is_one_line(synthetic, artnet_checkpoint):

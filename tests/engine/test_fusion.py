@@ -8,7 +8,7 @@ import pytest
 
 from artnet.cli import main
 from artnet.engine.fusion import fuse_scores, load_scores
-from artnet.engine.metrics import compute_metrics, write_reports
+from artnet.engine.metrics import ScoredVideos, compute_metrics, write_reports
 from artnet.errors import ConfigError, DataError
 
 CLASSES = ["a", "b", "c", "d"]
@@ -19,8 +19,9 @@ LABELS = np.array([0, 1, 2, 3, 0, 1, 2, 3])
 def write_scores(folder, scores, ids=IDS, labels=LABELS, classes=CLASSES, missing=()):
     """A report folder as ``artnet test`` leaves it (the real writer), holding ``scores`` for ``ids``."""
     labels = np.asarray(labels)
-    metrics, tested = compute_metrics(scores, labels), {"checkpoint": str(folder / "final.pt"), "protocol": "25x10"}
-    write_reports(folder, metrics, scores, labels, list(ids), list(classes), missing_ids=list(missing), extra=tested, plot=False)
+    scored = ScoredVideos(str(folder), list(ids), labels, scores, list(classes), list(missing))
+    tested = {"checkpoint": str(folder / "final.pt"), "protocol": "25x10"}
+    write_reports(folder, compute_metrics(scores, labels), scored, extra=tested, plot=False)
     return folder / "scores.npz"
 
 
@@ -58,6 +59,17 @@ def test_videos_in_another_order_are_matched_by_id(streams, tmp_path):
     fusion = fuse_scores([load_scores(rgb_file), load_scores(shuffled)])
     assert fusion.video_ids == IDS
     np.testing.assert_allclose(fusion.scores, (rgb + flow) / 2)
+
+
+def test_the_scores_a_test_returns_fuse_as_its_score_file_does(tmp_path):
+    """artnet demo fuses the float32 logits run_test returns: exactly as fusing the files they were written to."""
+    rng = np.random.default_rng(2)
+    rgb, flow = (rng.normal(size=(8, 4)).astype(np.float32) for _ in range(2))
+    files = [load_scores(write_scores(tmp_path / name, scores)) for name, scores in (("rgb", rgb), ("flow", flow))]
+    returned = [ScoredVideos(name, IDS, LABELS, scores, CLASSES) for name, scores in (("rgb", rgb), ("flow", flow))]
+    from_files, from_tests = fuse_scores(files, [1, 1.5]), fuse_scores(returned, [1, 1.5])
+    assert from_tests.scores.dtype == np.float64 and np.array_equal(from_tests.scores, from_files.scores)
+    assert from_tests.metrics == from_files.metrics
 
 
 def test_cli_prints_each_stream_and_the_fusion_and_writes_test_reports(streams, tmp_path, capsys):

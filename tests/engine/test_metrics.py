@@ -1,7 +1,7 @@
 import numpy as np
 
 from artnet.engine.distributed import DistributedEnv, ResumableSampler, shard_indices
-from artnet.engine.metrics import compute_metrics, confusion_matrix, topk_accuracy, write_reports
+from artnet.engine.metrics import ScoredVideos, compute_metrics, confusion_matrix, topk_accuracy, write_reports
 
 
 def test_topk_and_mean_class_accuracy():
@@ -27,7 +27,7 @@ def test_reports_are_written(tmp_path):
     scores = np.eye(3)[[0, 1, 2, 2]]
     labels = np.array([0, 1, 2, 1])
     metrics = compute_metrics(scores, labels, missing=1)
-    write_reports(tmp_path, metrics, scores, labels, ["a", "b", "c", "d"], ["x", "y", "z"], missing_ids=["e"])
+    write_reports(tmp_path, metrics, ScoredVideos("test", ["a", "b", "c", "d"], labels, scores, ["x", "y", "z"], ["e"]))
     assert (tmp_path / "per_class.csv").read_text().splitlines()[2] == "1,y,2,1,50.00"
     saved = np.load(tmp_path / "scores.npz")
     assert saved["video_ids"].tolist() == ["a", "b", "c", "d"] and saved["scores"].shape == (4, 3)

@@ -56,14 +56,24 @@ def test_the_acceleration_switches_reach_the_model(synthetic, reference_run):
     assert fast[0].labels[0] == exact[0].labels[0]
 
 
-def test_predict_mirrors_as_the_model_was_trained(synthetic, reference_run, tmp_path):
-    """A model trained with data.flip=false is not shown mirrored views: 25 clips x 5 crops, not x 10."""
+def unmirrored(reference_run, tmp_path, *, written_before_flip: bool = False):
+    """The reference run's model, recorded as trained with data.flip=false."""
     from artnet.engine.checkpoint import load_checkpoint, save_checkpoint
-    from artnet.models.resnet3d import VideoResNet
 
     payload = load_checkpoint(reference_run / "final.pt")
-    payload["config"]["data"]["flip"] = False
-    checkpoint = save_checkpoint(tmp_path / "unmirrored.pt", payload)
+    if written_before_flip:  # the settings were in the training config only
+        payload.pop("flip", None)
+        payload["config"]["data"]["flip"] = False
+    else:
+        payload["flip"] = {"flip": False, "flip_label_map": []}
+    return str(save_checkpoint(tmp_path / "unmirrored.pt", payload))
+
+
+@pytest.fixture
+def model_views():
+    """How many views the models were shown, in all."""
+    from artnet.models.resnet3d import VideoResNet
+
     views = []
 
     def count(module, inputs, output):
@@ -71,10 +81,28 @@ def test_predict_mirrors_as_the_model_was_trained(synthetic, reference_run, tmp_
             views.append(len(inputs[0]))
 
     handle = nn.modules.module.register_module_forward_hook(count)
-    try:
-        (prediction,) = predict(
-            [str(synthetic.clips("test")[0][0])], str(checkpoint), protocol="25x10", num_workers=0, acceleration="fp32"
-        )
-    finally:
-        handle.remove()
-    assert sum(views) == 25 * 5 and prediction.error is None
+    yield lambda: sum(views)
+    handle.remove()
+
+
+@pytest.mark.parametrize("written_before_flip", [False, True])
+def test_predict_mirrors_as_the_model_was_trained(synthetic, reference_run, tmp_path, model_views, written_before_flip):
+    """A model trained with data.flip=false is not shown mirrored views: 25 clips x 5 crops, not x 10."""
+    checkpoint = unmirrored(reference_run, tmp_path, written_before_flip=written_before_flip)
+    video = str(synthetic.clips("test")[0][0])
+    (prediction,) = predict([video], checkpoint, protocol="25x10", num_workers=0, acceleration="fp32")
+    assert model_views() == 25 * 5 and prediction.error is None
+
+
+def test_test_mirrors_as_the_model_was_trained_whatever_the_config_says(synthetic, reference_run, tmp_path, model_views, capsys):
+    from artnet.engine.config import load_config
+    from artnet.engine.testing import run_test
+
+    from .conftest import TINY_CONFIG, tiny_overrides
+
+    checkpoint = unmirrored(reference_run, tmp_path)
+    test_options = ("test.num_workers=0", "test.acceleration=fp32", "test.view_batch=50")
+    overrides = tiny_overrides(synthetic, tmp_path, "data.flip=true", *test_options)
+    (result,) = run_test(load_config(TINY_CONFIG, overrides), checkpoint, protocol="25x10", out_dir=str(tmp_path / "report"))
+    assert result.metrics.videos == 12 and model_views() == 12 * 25 * 5
+    assert "mirrored as unmirrored.pt was trained, not as the config says: data.flip true -> false" in capsys.readouterr().err

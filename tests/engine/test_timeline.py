@@ -22,6 +22,7 @@ from artnet.data.transforms import apply_crop, center_crop, normalize
 from artnet.engine.checkpoint import model_payload, save_checkpoint
 from artnet.engine.predict import Predictor
 
+from ..conftest import calibrated_model, tsn_folder
 from .conftest import ROOT, cli
 
 
@@ -110,6 +111,23 @@ def test_the_command_writes_csv_json_a_plot_and_an_annotated_video(reference_run
     record = json.loads(cli(*common, "--format", "json").stdout)
     assert record["frame_rate"] == 25 and record["num_frames"] == 80 and len(record["windows"]) == 5
     assert all(len(w["labels"]) == 2 and w["scores"][0] >= w["scores"][1] for w in record["windows"])
+
+
+def test_a_flow_model_reads_the_flow_of_a_tsn_folder(tmp_path):
+    """TSN's layout keeps RGB frames and flow side by side: the windows of a flow model are its flow."""
+    clip = ClipSpec(clip_len=4, frame_size=(32, 40), crop_size=24, normalization="flow")
+    folder = tsn_folder(tmp_path / "video", num_frames=12, size=(36, 44))
+    model = calibrated_model("artnet_r18_d", clip, num_classes=3, width_mult=0.125)
+    checkpoint = save_checkpoint(tmp_path / "flow.pt", model_payload(model, list("abc"), clip))
+    predictor = Predictor(checkpoint, device="cpu", acceleration="fp32")
+    timeline = predictor.timeline(folder, step=3, num_workers=0)
+    assert timeline.num_frames == 11 and timeline.frames.tolist() == [[0, 3], [3, 6], [6, 9]]  # 11 flow frames, not 12 RGB
+    with open_video(folder, size=clip.frame_size, modality="flow") as reader, torch.no_grad():
+        for window, (first, last) in enumerate(timeline.frames):
+            frames = torch.from_numpy(reader.read(np.arange(first, last + 1)))
+            view = apply_crop(frames, center_crop(*frames.shape[1:3], clip.crop_size), clip.crop_size)
+            expected = predictor.model(normalize(view[None], "flow")).softmax(dim=1)[0].numpy()
+            np.testing.assert_allclose(timeline.probabilities[window], expected, rtol=1e-4, atol=1e-6)
 
 
 def test_a_timeline_is_of_one_video(reference_run, long_video):

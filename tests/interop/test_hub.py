@@ -9,8 +9,9 @@ import torch
 from artnet import create_model
 from artnet.cli import main
 from artnet.data import ClipSpec
+from artnet.data.clip import FlipSettings
 from artnet.engine.auto_acceleration import probe_clips
-from artnet.engine.checkpoint import load_checkpoint, model_payload, save_checkpoint
+from artnet.engine.checkpoint import flip_settings, load_checkpoint, model_payload, save_checkpoint
 from artnet.errors import CheckpointError, ConfigError
 from artnet.interop.caffemodel import read_caffemodel
 from artnet.interop.convert import convert_caffemodel
@@ -21,6 +22,7 @@ from ..conftest import REFERENCE, ROOT, calibrated_model
 
 CLIP = ClipSpec(clip_len=8, frame_size=(40, 52), crop_size=32, normalization="caffe_rgb")
 CLASSES = ["walk", "run", "jump", "swim"]
+FLIP = FlipSettings(flip_label_map=[["walk", "run"]])  # trained with a flip label map: its test views follow it
 SMALL = {"width_mult": 0.125, "depths": [1, 1, 1, 1]}
 
 
@@ -28,7 +30,7 @@ SMALL = {"width_mult": 0.125, "depths": [1, 1, 1, 1]}
 def trained(tmp_path_factory):
     """A checkpoint of a small ARTNet, and the model it holds."""
     model = calibrated_model("artnet_r18_d", CLIP, len(CLASSES), dropout=0.3, **SMALL)
-    path = save_checkpoint(tmp_path_factory.mktemp("checkpoint") / "model.pt", model_payload(model, CLASSES, CLIP))
+    path = save_checkpoint(tmp_path_factory.mktemp("checkpoint") / "model.pt", model_payload(model, CLASSES, CLIP, FLIP))
     return path, model
 
 
@@ -46,6 +48,7 @@ def test_checkpoint_to_model_folder_to_create_model(trained, tmp_path, capsys, m
     config = json.loads((folder / "config.json").read_text())
     assert config["model"] == {"name": "artnet_r18_d", "options": dict(model.options)}
     assert config["classes"] == CLASSES and ClipSpec.from_dict(config["clip"]) == CLIP
+    assert FlipSettings.from_dict(config["flip"]) == FLIP and flip_settings(load_checkpoint(folder)) == FLIP
 
     def no_pickle(*args, **kwargs):
         raise AssertionError("a model folder was read with pickle")

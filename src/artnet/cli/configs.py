@@ -39,14 +39,12 @@ def recipes_table(recipes) -> str:
 
     rows = []
     for name, config in recipes:
-        clip = config.data.clip
-        segments = f", {clip.num_segments} segments" if clip.num_segments > 1 else ""
         rows.append(
             (
                 name,
                 config.model.name,
                 config.data.format,
-                f"{clip.clip_len}x{clip.crop_size}x{clip.crop_size}{segments}",
+                config.data.clip.summary(),
                 config.solver.batch_size,
                 config.solver.max_iter,
                 config.paper.table,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..data.annotations import KINDS
+from ..data.annotations import HMDB51_CLASS_ORDERS, KINDS
 from .parsing import integer, number, parse_dims, parse_shard
 
 
@@ -59,7 +59,7 @@ def add_parser(subparsers) -> None:
         help="what describes the dataset: the UCF101 / HMDB51 split folder, Kinetics CSV files, or list files",
     )
     lists.add_argument("--split", type=integer(1), nargs="+", default=[1, 2, 3], help="UCF101 / HMDB51 splits (default 1 2 3)")
-    lists.add_argument("--class-order", choices=("upstream", "alphabetical"), default="upstream", help="HMDB51 class indices")
+    lists.add_argument("--class-order", choices=HMDB51_CLASS_ORDERS, default="upstream", help="HMDB51 class indices")
     lists.add_argument("--max-missing-ratio", type=number(0, 1), default=0.0, help="allowed fraction of listed videos not found")
     parser.add_argument(
         "--force", action="store_true", help="write into DST even if it holds other files or an output of other options"

@@ -96,6 +96,16 @@ class AnnotationFormat:
     splits: bool = False  # numbered splits (SPLITS), each with a train and a test subset
     several: bool = False  # ``annotations`` may name several files, one list each (Kinetics CSVs, list files)
 
+    def test_set(self, root: str | None, annotations: str | None, test_annotations: str | None) -> tuple[str | None, str | None]:
+        """``(root, annotations)`` of the test set, where a config names its own test annotations
+        (``test_annotations``; none: the training set's, with the test subset): the file that describes it,
+        or, for a format whose folders are the annotation, the root of its ``<class>/<video>`` tree."""
+        if not test_annotations:
+            return root, annotations
+        if self.annotations is None:
+            return test_annotations, None
+        return root, test_annotations
+
 
 FORMATS: dict[str, AnnotationFormat] = {
     f.name: f

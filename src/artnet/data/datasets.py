@@ -34,7 +34,7 @@ from ..errors import DataError
 from . import sampling, transforms
 from .annotations import Annotations, VideoRecord
 from .clip import ClipSpec
-from .readers import TRUNCATION_TOLERANCE, open_video
+from .readers import TRUNCATION_TOLERANCE
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +173,7 @@ class VideoDataset(torch.utils.data.Dataset):
         """:meth:`load`'s clip, and whether its training crop was mirrored."""
         record, spec = self.records[index], self.clip
         rng = np.random.default_rng([self.seed, self.epoch, index if for_index is None else for_index, attempt])
-        with open_video(
-            record.path, backend=self.backend, size=spec.frame_size, frame_pattern=self.frame_pattern, modality=spec.modality
-        ) as reader:
+        with spec.open_video(record.path, backend=self.backend, frame_pattern=self.frame_pattern) as reader:
             num_frames = _usable_frames(record, reader.num_frames)
             if self.mode == "train":
                 indices = sampling.segment_clips(num_frames, spec.num_segments, spec.clip_len, spec.frame_stride, rng=rng)
@@ -199,14 +197,11 @@ class VideoDataset(torch.utils.data.Dataset):
             )
             views = transforms.apply_crop(frames, crop, spec.crop_size)
             mirrored = crop.flip
-        elif self.mode == "val":
-            views = transforms.apply_crop(frames, transforms.center_crop(height, width, spec.crop_size), spec.crop_size)
         else:
-            crops = transforms.test_crops(height, width, spec.crop_size, self.crops, flip=self.flip)
-            views = torch.stack([transforms.apply_crop(frames, crop, spec.crop_size) for crop in crops], dim=1).flatten(0, 1)
+            views = spec.crop_views(frames, "center" if self.mode == "val" else self.crops, flip=self.flip)
         if self.mode != "test" and spec.num_segments == 1:
             views = views[0]
-        return (transforms.normalize(views, spec.normalization) if self.normalize else views), mirrored
+        return (spec.normalize(views) if self.normalize else views), mirrored
 
 
 def collate_test(batch):

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from . import sampling, transforms
+from . import sampling
 from .clip import ClipSpec
-from .readers import open_video
 
 
 class VideoWindows(torch.utils.data.IterableDataset):
@@ -88,10 +87,8 @@ class VideoWindows(torch.utils.data.IterableDataset):
             window = next(pending, None)
 
     def _open(self):
-        return open_video(self.path, backend=self.backend, size=self.clip.frame_size, frame_pattern=self.frame_pattern)
+        return self.clip.open_video(self.path, backend=self.backend, frame_pattern=self.frame_pattern)
 
     def _view(self, buffer: dict[int, np.ndarray], indices: np.ndarray) -> torch.Tensor:
-        frames = torch.from_numpy(np.stack([buffer[int(i)] for i in indices]))
-        crop = transforms.center_crop(*frames.shape[1:3], self.clip.crop_size)
-        view = transforms.apply_crop(frames, crop, self.clip.crop_size).unsqueeze(0)
-        return transforms.normalize(view, self.clip.normalization) if self.normalize else view
+        view = self.clip.crop_views(torch.from_numpy(np.stack([buffer[int(i)] for i in indices]))).unsqueeze(0)
+        return self.clip.normalize(view) if self.normalize else view

@@ -132,15 +132,13 @@ def acceleration_for(setting: str, model: nn.Module, clip: ClipSpec, env: Distri
 def probe_clips(clip: ClipSpec, batch: int = 2, seed: int = 0, contrast: int = 128) -> torch.Tensor:
     """A probe batch of ``clip.input_shape`` clips: random pixels (within ``contrast`` of mid-grey; 128: the
     whole range), normalised as the model's inputs are, so that its activations have the scale they have in use."""
-    from ..data.transforms import normalize
-
     if not 1 <= contrast <= 128:
         raise ValueError(f"contrast {contrast}: pixels lie within 1 to 128 of mid-grey")
     channels, frames, height, width = clip.input_shape
     generator = torch.Generator().manual_seed(seed)
     shape = (batch, frames, height, width, channels)
     pixels = torch.randint(128 - contrast, 128 + contrast, shape, dtype=torch.uint8, generator=generator)
-    return normalize(pixels, clip.normalization)
+    return clip.normalize(pixels)
 
 
 def probe_key(model: nn.Module, example: torch.Tensor, identity: str | None = None) -> str:

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, InvalidValue
 from ..models import create_model
-from .checkpoint import clip_spec, load_backbone, load_checkpoint
+from .checkpoint import clip_spec, flip_settings, load_backbone, load_checkpoint
 
 if TYPE_CHECKING:
     from .config import Config, DataConfig
@@ -29,13 +29,16 @@ def build_model(config: Config, num_classes: int) -> nn.Module:
 
 
 def data_as_trained(data: DataConfig, checkpoint: dict) -> tuple[DataConfig, list[str]]:
-    """``data`` with the checkpoint's clip spec, and a note per value changed.
+    """``data`` with the checkpoint's clip spec and flip settings, and a note per value changed.
 
-    A model is tested on clips cut and normalised as it was trained: a config written for another
-    clip size would otherwise give a plausible-looking but meaningless accuracy.
+    A model is tested on clips cut, normalised and mirrored as it was trained: a config written for
+    another clip size, or one that mirrors views of a model trained without mirrors, would otherwise
+    give a plausible-looking but meaningless accuracy.
     """
-    trained = clip_spec(checkpoint)
-    return dataclasses.replace(data, clip=trained), [f"data.clip.{note}" for note in data.clip.differences(trained)]
+    clip, flip = clip_spec(checkpoint), flip_settings(checkpoint)
+    notes = [f"data.clip.{note}" for note in data.clip.differences(clip)]
+    notes += [f"data.{note}" for note in data.flip_settings.differences(flip)]
+    return dataclasses.replace(data, clip=clip, **flip.to_dict()), notes
 
 
 def load_init_weights(model: nn.Module, path: str) -> list[str]:
@@ -82,17 +85,17 @@ def set_train_mode(model: nn.Module, bn: str) -> None:
 def build_annotations(config: Config, mode: str):
     """The annotation records of the training (``mode="train"``) or test set."""
     from ..data import load_annotations
+    from ..data.annotations import annotation_format
 
     data = config.data
     is_train = mode == "train"
-    source = data.annotations if is_train or not data.test_annotations else data.test_annotations
-    root = data.root or None
-    if data.format == "folders" and not is_train and data.test_annotations:
-        root = data.test_annotations  # root/<class>/<video>: annotations names the test set's root
+    root, source = data.root or None, data.annotations or None
+    if not is_train:
+        root, source = annotation_format(data.format).test_set(root, source, data.test_annotations or None)
     return load_annotations(
         data.format,
         root=root,
-        annotations=source or None,
+        annotations=source,
         split=data.split,
         subset=(data.train_subset if is_train else data.test_subset) or None,
         classes=data.classes or None,

@@ -8,13 +8,16 @@ A checkpoint always holds enough to rebuild and use the model on its own::
         "state_dict": {...},
         "classes": ["abseiling", ...],          # class names, index = label
         "clip": {"clip_len": 16, "crop_size": 112, "normalization": "caffe", ...},   # artnet.data.ClipSpec
+        "flip": {"flip": True, "flip_label_map": []},   # artnet.data.clip.FlipSettings: how it was mirrored
         # training runs add: "iteration", "optimizer", "scaler", "rng", "data_position", "config", ...
     }
 
 Everything in it is a tensor, a number, a string, a list/tuple/dict of those, or None, so
 ``torch.load(..., weights_only=True)`` reads it without trusting the file. Version 1 checkpoints
 (before :class:`~artnet.data.ClipSpec`) kept the clip geometry under ``input`` and the normalisation
-beside it; :func:`load_checkpoint` reads them into the version 2 layout.
+beside it; :func:`load_checkpoint` reads them into the version 2 layout. Checkpoints written before ``flip``
+kept the flip settings in their training config only (converted weights nowhere: mirrored, as upstream);
+:func:`load_checkpoint` reads them into ``flip``.
 
 A training run keeps its checkpoints in its run directory (:class:`RunCheckpoints`): an iteration
 checkpoint every ``checkpoint_interval`` iterations under ``checkpoints/`` (the newest few), with the
@@ -44,7 +47,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..data.clip import ClipSpec
+from ..data.clip import ClipSpec, FlipSettings
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
 from ..outputs import atomic_write
@@ -97,6 +100,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload["clip"] = ClipSpec.from_checkpoint(payload, str(path)).to_dict()
         payload.pop("input", None)
         payload.pop("normalization", None)
+    return _with_flip(payload, path)
+
+
+def _with_flip(payload: dict[str, Any], source: Path) -> dict[str, Any]:
+    """``payload`` with its ``flip`` entry, read from where checkpoints written before it kept the settings."""
+    payload["flip"] = FlipSettings.from_checkpoint(payload, str(source)).to_dict()
     return payload
 
 
@@ -164,13 +173,13 @@ def read_model_folder(folder: str | Path, map_location: str | torch.device = "cp
     except (OSError, SafetensorError) as error:
         raise CheckpointError(f"{weights_path}: not readable safetensors ({error})") from None
     payload = {key: value for key, value in config.items() if key not in ("format", "version")}
-    return {"format": FORMAT, "version": VERSION, **payload, "state_dict": state_dict}
+    return _with_flip({"format": FORMAT, "version": VERSION, **payload, "state_dict": state_dict}, config_path)
 
 
 def folder_config(payload: dict[str, Any]) -> dict[str, Any]:
     """What a model folder's ``config.json`` holds of a checkpoint: its model part but the tensors
     (the variant, its options, the class names, the input contract, provenance), none of a training state."""
-    kept = ("artnet_version", "model", "classes", "clip", "converted_from", "paper", "evaluations", "trained")
+    kept = ("artnet_version", "model", "classes", "clip", "flip", "converted_from", "paper", "evaluations", "trained")
     return {"format": FOLDER_FORMAT, "version": FOLDER_VERSION, **{key: payload[key] for key in kept if key in payload}}
 
 
@@ -179,13 +188,22 @@ def clip_spec(checkpoint: dict[str, Any], source: str = "checkpoint") -> ClipSpe
     return ClipSpec.from_dict(checkpoint["clip"], source)
 
 
-def model_payload(model: nn.Module, classes: list[str], clip: ClipSpec, **extra: Any) -> dict[str, Any]:
-    """The model part of a checkpoint for a model made by :func:`artnet.create_model`."""
+def flip_settings(checkpoint: dict[str, Any], source: str = "checkpoint") -> FlipSettings:
+    """How the model a checkpoint (as :func:`load_checkpoint` returns it) holds was mirrored in training."""
+    return FlipSettings.from_dict(checkpoint["flip"], source)
+
+
+def model_payload(
+    model: nn.Module, classes: list[str], clip: ClipSpec, flip: FlipSettings = FlipSettings(), **extra: Any
+) -> dict[str, Any]:
+    """The model part of a checkpoint for a model made by :func:`artnet.create_model` (``flip``: how it was
+    mirrored in training; by default as upstream's, which converted weights were)."""
     return {
         "model": {"name": model.variant, "options": dict(model.options)},
         "state_dict": model.state_dict(),
         "classes": list(classes),
         "clip": clip.to_dict(),
+        "flip": flip.to_dict(),
         **extra,
     }
 

@@ -28,9 +28,8 @@ from typing import Any
 import yaml
 
 from ..data.annotations import FORMATS, HMDB51_CLASS_ORDERS, SPLITS
-from ..data.clip import ClipSpec
+from ..data.clip import ClipSpec, FlipSettings
 from ..data.readers import BACKENDS, check_frame_pattern
-from ..data.transforms import check_flip_pairs
 from ..errors import ConfigError, DataError, InvalidValue
 from ..models.registry import check_options
 from ..outputs import atomic_write
@@ -104,9 +103,7 @@ class DataConfig:
                 check_frame_pattern(one)
             except DataError:
                 raise InvalidValue("frame_pattern", f"must hold one '{{}}' field for the frame number, e.g. 'img_{{:05d}}.jpg', got {one!r}") from None
-        check_flip_pairs(self.flip_label_map)
-        if self.flip_label_map and not self.flip:
-            raise InvalidValue("flip_label_map", "has no use with flip: false (no clip is mirrored)")
+        _ = self.flip_settings  # refused as a checkpoint's would be
         _choice(self, "format", tuple(FORMATS))
         if FORMATS[self.format].splits:
             _choice(self, "split", SPLITS)
@@ -114,6 +111,11 @@ class DataConfig:
         _choice(self, "backend", BACKENDS)
         _at_least(self, 0, "num_workers")
         _fraction(self, "max_bad_ratio", "max_missing_ratio")
+
+    @property
+    def flip_settings(self) -> FlipSettings:
+        """``flip`` and ``flip_label_map`` as the checkpoints of the run record them."""
+        return FlipSettings(self.flip, self.flip_label_map)
 
 
 @dataclass

@@ -10,6 +10,8 @@ process hangs or dies never leaves the others waiting for ever (:mod:`artnet.eng
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ import torch.distributed as dist
 from ..errors import ArtnetError, ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
+# How many process groups this process has joined: each rendezvous keys its own part of torchrun's store.
+_JOINS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,20 @@ def init_distributed(device: str = "auto", timeout: float | None = None) -> Dist
     else:
         chosen = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
+        wait = None if timeout is None else timedelta(seconds=timeout)
+        store, _, _ = next(dist.rendezvous("env://", rank, world_size, **({} if wait is None else {"timeout": wait})))
+        if wait is not None:
+            store.set_timeout(wait)
+        # torchrun's store outlives a group: a group joined again (a second run in one program) under the keys
+        # of the first would read the addresses its processes left there, and wait on them
+        store = dist.PrefixStore(f"artnet/{next(_JOINS)}", store)
         dist.init_process_group(
             backend="nccl" if use_cuda else "gloo",
+            store=store,
+            rank=rank,
+            world_size=world_size,
             device_id=chosen if use_cuda else None,
-            timeout=None if timeout is None else timedelta(seconds=timeout),
+            timeout=wait,
         )
     return DistributedEnv(rank, world_size, local_rank, chosen)
 
@@ -68,6 +82,20 @@ def shutdown_distributed() -> None:
     """Leave the process group (when the run that joined it ends)."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed_run(device: str = "auto", timeout: float | None = None) -> Iterator[DistributedEnv]:
+    """:func:`init_distributed` for the length of one run: a process group it joins is left when the run
+    ends, however it ends, so a program that calls the library goes on without a stale group; one the
+    caller joined before stays the caller's."""
+    joined_before = dist.is_initialized()
+    env = init_distributed(device, timeout)
+    try:
+        yield env
+    finally:
+        if not joined_before:
+            shutdown_distributed()
 
 
 def barrier(env: DistributedEnv) -> None:

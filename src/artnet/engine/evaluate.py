@@ -18,7 +18,7 @@ are laid out (``views_per_clip``) and puts the logits of mirrored views in label
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -29,7 +29,7 @@ from ..data.datasets import Unreadable, VideoDataset
 from ..errors import ConfigError
 from .acceleration import Acceleration
 from .distributed import DistributedEnv, gather_objects, shard_indices
-from .metrics import Metrics, compute_metrics
+from .metrics import Metrics, ScoredVideos, compute_metrics
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,13 @@ class EvalResult:
     clip_scores: np.ndarray  # (N, clips, K): crops averaged
     missing: list[int]  # dataset indices of videos that could not be read
     metrics: Metrics
+    video_ids: list[str] = field(default_factory=list)  # of the videos with a prediction, as ``indices``
+    missing_ids: list[str] = field(default_factory=list)  # of the videos that could not be read
+    classes: list[str] = field(default_factory=list)
+
+    def scored_videos(self, source: str) -> ScoredVideos:
+        """The videos' scores with their ids and class names: what the report's ``scores.npz`` holds, and fusion takes."""
+        return ScoredVideos(source, self.video_ids, self.labels, self.video_scores, self.classes, self.missing_ids)
 
 
 def _as_views(clip: torch.Tensor) -> torch.Tensor:
@@ -190,4 +197,15 @@ def evaluate(model: nn.Module, dataset: VideoDataset, env: DistributedEnv, **opt
     video_scores = clip_scores.mean(axis=1)
     missing = sorted(scores.unreadable)
     metrics = compute_metrics(video_scores, scores.labels, clip_scores, missing=len(missing))
-    return EvalResult(scores.indices, scores.labels, video_scores, clip_scores, missing, metrics)
+    records = dataset.records
+    return EvalResult(
+        scores.indices,
+        scores.labels,
+        video_scores,
+        clip_scores,
+        missing,
+        metrics,
+        video_ids=[records[i].video_id for i in scores.indices],
+        missing_ids=[records[i].video_id for i in missing],
+        classes=list(dataset.classes or []),
+    )

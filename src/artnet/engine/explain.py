@@ -35,7 +35,6 @@ from torch.nn import functional as F
 
 from ..data import sampling
 from ..data.clip import ClipSpec
-from ..data.transforms import apply_crop, center_crop, normalize
 from ..data.windows import VideoWindows
 from ..errors import ConfigError, DataError
 from ..models.registry import _suggest
@@ -59,7 +58,7 @@ class Explanation:
     score: float  # its softmax probability on this clip
     predicted: str  # the clip's top-1 class
     frame_indices: np.ndarray  # (T,): the frames of the clip
-    frames: np.ndarray  # uint8 (T, H, W, 3): the centre crops the model saw
+    frames: np.ndarray  # uint8 (T, H, W, C): the centre crops the model saw (RGB, or flow x, y)
     maps: dict[str, np.ndarray]  # "appearance" / "relation" (or "output"): raw Grad-CAM (T', H', W')
 
     def upsampled(self, name: str) -> np.ndarray:
@@ -150,7 +149,7 @@ class Explainer:
         elif not 0 <= start < len(windows):
             raise DataError(f"{video}: a clip starts at frame 0 to {len(windows) - 1}, not {start} ({windows.num_frames} frames)")
         ((crops, _, _),) = list(windows.select([start]))
-        clip = normalize(crops, self.clip.normalization).to(self.device)
+        clip = self.clip.normalize(crops).to(self.device)
 
         with torch.no_grad():
             probabilities = self.model(clip).float().softmax(dim=1)[0].cpu()
@@ -209,8 +208,7 @@ def as_seen(maps: np.ndarray, clip: ClipSpec) -> np.ndarray:
         mode="bilinear",
         align_corners=False,
     )
-    crop = center_crop(*clip.frame_size, clip.crop_size)
-    return apply_crop(resized[:, 0, :, :, None], crop, clip.crop_size)[..., 0].numpy()
+    return clip.crop_views(resized[:, 0, :, :, None])[..., 0].numpy()
 
 
 def mass_on_object(explanation: Explanation, object_mask: np.ndarray, clip: ClipSpec) -> dict[str, tuple[float, float]]:

@@ -1,8 +1,9 @@
 """Late fusion of saved test scores: the paper's two-stream rows (RGB, Flow, Fusion).
 
 ``artnet test`` writes each video's scores (the logits averaged over its views) to ``scores.npz``;
-:func:`fuse_scores` combines several such files, checked to hold the same videos with the same labels
-and classes in the same order, as a weighted mean of their scores.
+:func:`fuse_scores` combines several such files (:func:`load_scores`), or the :class:`~artnet.engine.metrics.ScoredVideos`
+of tests just run, checked to hold the same videos with the same labels and classes in the same order,
+as a weighted mean of their scores.
 
 Upstream fuses logits: TSN's and ARTNet's ``tools/eval_scores.py`` average each file's views without a
 softmax (``default_aggregation_func(..., normalization=False)``) and add the files up weighted by
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..table import format_table
-from .metrics import Metrics, compute_metrics, write_reports
+from .metrics import Metrics, ScoredVideos, compute_metrics, write_reports
 
 #: TSN's RGB : flow weights (its README's ``eval_scores.py ... --score_weights 1 1.5``)
 TSN_WEIGHTS = (1.0, 1.5)
@@ -31,23 +32,8 @@ KEYS = ("video_ids", "labels", "scores", "classes")
 
 
 @dataclass
-class VideoScoreFile:
-    """One ``scores.npz`` of ``artnet test``: video ids, labels, scores ``(N, K)`` (logits), class names."""
-
-    path: Path
-    video_ids: list[str]
-    labels: np.ndarray
-    scores: np.ndarray
-    classes: list[str]
-    missing_ids: list[str]  # videos of the test set without a prediction (from metrics.json beside it)
-
-    def metrics(self) -> Metrics:
-        return compute_metrics(self.scores, self.labels, missing=len(self.missing_ids))
-
-
-@dataclass
 class Fusion:
-    sources: list[VideoScoreFile]  # aligned: every file's videos in the first file's order
+    sources: list[ScoredVideos]  # aligned: every source's videos in the first one's order
     weights: list[float]
     softmax: bool
     scores: np.ndarray  # (N, K): the weighted mean
@@ -69,27 +55,19 @@ class Fusion:
         """Each file's accuracy and the fusion's, as the paper's two-stream rows."""
         keys = ("top1", "top5", "avg", "mean_class_accuracy")
         rows = [
-            [str(s.path), f"{w:g}", *(f"{getattr(s.metrics(), k):.2f}" for k in keys)] for s, w in zip(self.sources, self.weights)
+            [s.source, f"{w:g}", *(f"{getattr(s.metrics(), k):.2f}" for k in keys)] for s, w in zip(self.sources, self.weights)
         ]
         rows.append(["fusion" + (" (softmax)" if self.softmax else ""), "", *(f"{getattr(self.metrics, k):.2f}" for k in keys)])
         return format_table(("scores", "weight", "top-1", "top-5", "avg", "mean class"), rows)
 
     def write_reports(self, out_dir: str | Path) -> Path:
         """``artnet test``'s reports of the fused scores (``metrics.json``, ``per_class.csv``, ``scores.npz``, ...)."""
-        fused = [{"scores": str(s.path), "weight": w} for s, w in zip(self.sources, self.weights)]
-        return write_reports(
-            out_dir,
-            self.metrics,
-            self.scores,
-            self.labels,
-            self.video_ids,
-            self.classes,
-            missing_ids=self.sources[0].missing_ids,
-            extra={"fused": fused, "softmax": self.softmax},
-        )
+        fused = [{"scores": s.source, "weight": w} for s, w in zip(self.sources, self.weights)]
+        scored = ScoredVideos("fusion", self.video_ids, self.labels, self.scores, self.classes, self.sources[0].missing_ids)
+        return write_reports(out_dir, self.metrics, scored, extra={"fused": fused, "softmax": self.softmax})
 
 
-def load_scores(path: str | Path) -> VideoScoreFile:
+def load_scores(path: str | Path) -> ScoredVideos:
     """A ``scores.npz`` written by ``artnet test`` (or by :meth:`Fusion.write_reports`)."""
     path = Path(path)
     if not path.is_file():
@@ -112,11 +90,11 @@ def load_scores(path: str | Path) -> VideoScoreFile:
     beside = path.with_name("metrics.json")
     if beside.is_file():
         missing = list(json.loads(beside.read_text()).get("missing_videos", []))
-    return VideoScoreFile(path, ids, labels.astype(np.int64), scores.astype(np.float64), [str(c) for c in classes], missing)
+    return ScoredVideos(str(path), ids, labels.astype(np.int64), scores.astype(np.float64), [str(c) for c in classes], missing)
 
 
-def fuse_scores(files: Sequence[VideoScoreFile], weights: Sequence[float] | None = None, *, softmax: bool = False) -> Fusion:
-    """The weighted mean of the files' scores (logits, or their softmax), video by video."""
+def fuse_scores(files: Sequence[ScoredVideos], weights: Sequence[float] | None = None, *, softmax: bool = False) -> Fusion:
+    """The weighted mean of the sources' scores (logits, or their softmax; in float64), video by video."""
     if len(files) < 2:
         raise ConfigError("fusion needs two score files or more")
     weights = [1.0] * len(files) if weights is None else [float(w) for w in weights]
@@ -125,15 +103,16 @@ def fuse_scores(files: Sequence[VideoScoreFile], weights: Sequence[float] | None
     if any(w < 0 for w in weights) or not sum(weights) > 0:
         raise ConfigError(f"fusion weights must be >= 0 and not all 0, got {' '.join(f'{w:g}' for w in weights)}")
     aligned = [files[0]] + [_aligned(files[0], other) for other in files[1:]]
-    terms = [_softmax(f.scores) if softmax else f.scores for f in aligned]
+    scores = [np.asarray(f.scores, np.float64) for f in aligned]  # a test's own float32 logits fuse as its score file's do
+    terms = [_softmax(s) if softmax else s for s in scores]
     fused = sum(w * t for w, t in zip(weights, terms)) / sum(weights)
     metrics = compute_metrics(fused, aligned[0].labels, missing=len(aligned[0].missing_ids))
     return Fusion(aligned, weights, softmax, fused, metrics)
 
 
-def _aligned(first: VideoScoreFile, other: VideoScoreFile) -> VideoScoreFile:
-    """``other`` with its videos in ``first``'s order; an error naming both files if they do not score the same test."""
-    where = f"{first.path} and {other.path}"
+def _aligned(first: ScoredVideos, other: ScoredVideos) -> ScoredVideos:
+    """``other`` with its videos in ``first``'s order; an error naming both sources if they do not score the same test."""
+    where = f"{first.source} and {other.source}"
     if other.classes != first.classes:
         if len(other.classes) != len(first.classes):
             raise DataError(f"{where}: {len(first.classes)} and {len(other.classes)} classes; fuse scores of the same test set")
@@ -144,8 +123,8 @@ def _aligned(first: VideoScoreFile, other: VideoScoreFile) -> VideoScoreFile:
     only_other = sorted(set(other.video_ids) - set(first.video_ids))
     if only_first or only_other:
         parts = [
-            f"{len(ids)} only in {path} (e.g. {ids[0]!r})"
-            for ids, path in ((only_first, first.path), (only_other, other.path))
+            f"{len(ids)} only in {source} (e.g. {ids[0]!r})"
+            for ids, source in ((only_first, first.source), (only_other, other.source))
             if ids
         ]
         raise DataError(f"{where}: not the same videos: {'; '.join(parts)}")
@@ -154,7 +133,7 @@ def _aligned(first: VideoScoreFile, other: VideoScoreFile) -> VideoScoreFile:
     if not np.array_equal(labels, first.labels):
         i = int(np.flatnonzero(labels != first.labels)[0])
         raise DataError(f"{where}: video {first.video_ids[i]!r} has label {first.labels[i]} in one, {labels[i]} in the other")
-    return VideoScoreFile(other.path, list(first.video_ids), labels, other.scores[order], other.classes, other.missing_ids)
+    return ScoredVideos(other.source, list(first.video_ids), labels, other.scores[order], other.classes, other.missing_ids)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

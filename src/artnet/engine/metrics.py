@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -41,6 +41,21 @@ class Metrics:
             f"top-1 {self.top1:.2f}  top-5 {self.top5:.2f}  avg {self.avg:.2f}  mean class {self.mean_class_accuracy:.2f}"
             f"  clip top-1 {self.clip_top1:.2f}  ({self.videos} videos{missing})"
         )
+
+
+@dataclass
+class ScoredVideos:
+    """What a test says of each video, named: what a report's ``scores.npz`` holds and fusion combines."""
+
+    source: str  # where the scores come from: a score file, or the report folder of the test that made them
+    video_ids: list[str]
+    labels: np.ndarray  # (N,)
+    scores: np.ndarray  # (N, K): the logits averaged over each video's views
+    classes: list[str]
+    missing_ids: list[str] = field(default_factory=list)  # videos of the test set without a prediction
+
+    def metrics(self) -> Metrics:
+        return compute_metrics(self.scores, self.labels, missing=len(self.missing_ids))
 
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -86,23 +101,17 @@ def compute_metrics(video_scores: np.ndarray, labels: np.ndarray, clip_scores: n
 
 
 def write_reports(
-    out_dir: str | Path,
-    metrics: Metrics,
-    video_scores: np.ndarray,
-    labels: np.ndarray,
-    video_ids: list[str],
-    classes: list[str],
-    missing_ids: list[str] = (),
-    extra: dict | None = None,
-    plot: bool = True,
+    out_dir: str | Path, metrics: Metrics, scored: ScoredVideos, *, extra: dict | None = None, plot: bool = True
 ) -> Path:
-    """:data:`REPORT_FILES`: ``metrics.json``, ``per_class.csv``, ``scores.npz`` (ids, labels, logits) and
-    ``confusion.png``, each written whole or not at all."""
+    """:data:`REPORT_FILES` of ``scored`` measured as ``metrics``: ``metrics.json`` (with ``extra``),
+    ``per_class.csv``, ``scores.npz`` (ids, labels, logits) and ``confusion.png``, each written whole or
+    not at all."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "metrics.json", "w") as file:
-        json.dump({**metrics.as_dict(), **(extra or {}), "missing_videos": list(missing_ids)}, file, indent=2)
-    matrix = confusion_matrix(video_scores.argmax(axis=1), labels, len(classes))
+        json.dump({**metrics.as_dict(), **(extra or {}), "missing_videos": list(scored.missing_ids)}, file, indent=2)
+    labels, classes = scored.labels, scored.classes
+    matrix = confusion_matrix(scored.scores.argmax(axis=1), labels, len(classes))
     accuracy = per_class_accuracy(matrix)
     with atomic_write(out / "per_class.csv", "w", newline="") as file:
         writer = csv.writer(file)
@@ -111,7 +120,8 @@ def write_reports(
             total = int(matrix[index].sum())
             writer.writerow([index, name, total, int(matrix[index, index]), "" if total == 0 else f"{accuracy[index]:.2f}"])
     with atomic_write(out / "scores.npz") as file:
-        np.savez_compressed(file, video_ids=np.array(video_ids), labels=labels, scores=video_scores, classes=np.array(classes))
+        ids = np.array(scored.video_ids)
+        np.savez_compressed(file, video_ids=ids, labels=labels, scores=scored.scores, classes=np.array(classes))
     if plot:
         plot_confusion(matrix, classes, out / "confusion.png")
     return out

@@ -25,7 +25,7 @@ from ..data.windows import VideoWindows
 from ..errors import DataError
 from ..table import format_table
 from .auto_acceleration import acceleration_for
-from .checkpoint import describe_model, load_model
+from .checkpoint import describe_model, flip_settings, load_model
 from .distributed import init_distributed
 from .evaluate import batched_view_logits, get_protocol, score_videos
 
@@ -77,8 +77,7 @@ class Predictor:
         # channels_last converts loaded.model in place and compile wraps it: loaded.model stays an eager fp32
         # module, which an Explainer can share
         self.model = self.accel.apply(loaded.model)
-        trained = (self.payload.get("config") or {}).get("data", {})  # converted weights carry no training config
-        self.flip, self.flip_label_map = trained.get("flip", True), trained.get("flip_label_map", ())
+        self.flip_settings = flip_settings(self.payload, self.checkpoint)
 
     def predict(
         self,
@@ -92,10 +91,10 @@ class Predictor:
         frame_pattern: str | None = None,
         progress=None,
     ) -> list[Prediction]:
-        """Top-k classes of each video, its clips cut (and mirrored, or not: ``data.flip`` and its flip label
-        map) as the model was trained, decoded by ``num_workers``
-        DataLoader processes and scored in batches of ``view_batch`` views: the path of ``artnet test``,
-        without labels. ``progress(1)`` is called after each video."""
+        """Top-k classes of each video, its clips cut and mirrored (or not: :attr:`flip_settings`) as the
+        model was trained, decoded by ``num_workers`` DataLoader processes and scored in batches of
+        ``view_batch`` views: the path of ``artnet test``, without labels. ``progress(1)`` is called after
+        each video."""
         spec = get_protocol(protocol)
         paths = expand_inputs(inputs)
         dataset = VideoDataset(
@@ -106,8 +105,8 @@ class Predictor:
             crops=spec.crops,
             backend=backend,
             frame_pattern=frame_pattern,
-            flip=self.flip,
-            flip_label_map=self.flip_label_map,
+            flip=self.flip_settings.flip,
+            flip_label_map=self.flip_settings.flip_label_map,
         )
         scores = score_videos(
             self.model, dataset, self.env, view_batch=view_batch, num_workers=num_workers, accel=self.accel, progress=progress

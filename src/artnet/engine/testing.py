@@ -64,7 +64,8 @@ def run_test(
         if payload["model"]["name"] != config.model.name:
             monitor.message(f"{path.name} holds a {payload['model']['name']}, not the {config.model.name} the config names: testing the checkpoint's model")
         if changed:
-            monitor.message(f"clips cut and normalised as {path.name} was trained, not as the config says: {', '.join(changed)}")
+            as_trained = f"clips cut, normalised and mirrored as {path.name} was trained, not as the config says"
+            monitor.message(f"{as_trained}: {', '.join(changed)}")
         monitor.message(
             f"testing {describe_model(payload)} from {path} on {len(dataset)} videos, protocol {protocol_spec.name},"
             f" normalization {data.clip.normalization}"
@@ -83,7 +84,8 @@ def run_test(
         if env.is_main:
             report_dir = report_dirs[split] / f"split{split}" if len(splits) > 1 else report_dirs[split]
             print(f"split {split}: {result.metrics.summary()}  -> {report_dir}" if len(splits) > 1 else f"{result.metrics.summary()}  -> {report_dir}", flush=True)
-            write_test_reports(report_dir, result, dataset, path, protocol_spec.name, payload["model"])
+            extra = {"checkpoint": str(path), "protocol": protocol_spec.name, "model": payload["model"]}
+            write_reports(report_dir, result.metrics, result.scored_videos(str(report_dir)), extra=extra)
         results.append(result)
     if env.is_main and len(splits) > 1:
         print(splits_table(splits, [r.metrics for r in results]))
@@ -99,20 +101,6 @@ def check_classes(checkpoint_classes: list[str], dataset_classes: list[str], pat
         raise CheckpointError(
             f"{path}: class {first} is {checkpoint_classes[first]!r} in the checkpoint but {dataset_classes[first]!r} in the test set"
         )
-
-
-def write_test_reports(report_dir: Path, result: EvalResult, dataset, checkpoint: Path, protocol: str, model: dict) -> None:
-    records = dataset.records
-    write_reports(
-        report_dir,
-        result.metrics,
-        result.video_scores,
-        result.labels,
-        [records[i].video_id for i in result.indices],
-        list(dataset.classes),
-        missing_ids=[records[i].video_id for i in result.missing],
-        extra={"checkpoint": str(checkpoint), "protocol": protocol, "model": model},
-    )
 
 
 def splits_table(splits: list[int], results: list[Metrics]) -> str:

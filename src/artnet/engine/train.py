@@ -38,8 +38,8 @@ from .distributed import (
     all_reduce_mean,
     barrier,
     broadcast_buffers,
+    distributed_run,
     gather_objects,
-    init_distributed,
     on_main_process,
 )
 from .evaluate import evaluate, get_protocol
@@ -72,7 +72,13 @@ RUN_FILES = ("config.yaml", "log.jsonl", "best.pt", "final.pt", "checkpoints", "
 
 
 def train(config: Config) -> dict:
-    env = init_distributed(config.train.device, config.train.dist_timeout)
+    """Train as ``config`` says (one process, or each of those torchrun started); what the run reached.
+    A process group this call joins is left when it returns or fails."""
+    with distributed_run(config.train.device, config.train.dist_timeout) as env:
+        return _train(config, env)
+
+
+def _train(config: Config, env: DistributedEnv) -> dict:
     checkpoints = RunCheckpoints(config.run_dir, config.train.keep_last)
     resume_from = on_main_process(lambda: claim_run_dir(config, checkpoints), env)  # first: a refusal costs nothing
     seed_everything(config.train.seed + env.rank, config.train.deterministic)
@@ -102,7 +108,7 @@ def train(config: Config) -> dict:
     plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
 
     def payload(**extra) -> dict:  # what best.pt, final.pt and the iteration checkpoints say about the model
-        return model_payload(model, classes, config.data.clip, config=config_to_dict(config), **extra)
+        return model_payload(model, classes, config.data.clip, config.data.flip_settings, config=config_to_dict(config), **extra)
 
     # Resume from the newest checkpoint of this run, if there is one.
     state = TrainingState()

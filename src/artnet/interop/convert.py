@@ -31,6 +31,7 @@ from torch import nn
 
 from ..data.clip import ClipSpec
 from ..data.readers import UPSTREAM_FRAME_SIZE
+from ..data.transforms import NORMALIZATIONS
 from ..engine.checkpoint import model_payload
 from ..errors import CheckpointError, ConfigError
 from ..models import MODEL_OPTIONS, create_model
@@ -265,7 +266,7 @@ def convert_caffemodel(
         "prototxt": Path(net.source).name,
         "caffemodel": Path(weights.source).name,
         "classifier": fc.name,
-        "channels": {"caffe": "BGR", "caffe_rgb": "RGB", "flow": "xy"}[clip.normalization],
+        "channels": NORMALIZATIONS[clip.normalization].channels,
     }
     payload = model_payload(model, names, clip, converted_from=source)
     return Converted(model.eval(), payload)

@@ -339,16 +339,9 @@ def card_sections(config: dict[str, Any]) -> dict[str, str]:
     classes = config["classes"]
     variant = get_variant(name)
 
-    channels = "flow (x, y)" if clip.channels == 2 else "colour"
-    segments = (
-        f" A TSN model: trained on {clip.num_segments} clips per video, averaging their logits." if clip.num_segments > 1 else ""
-    )
     input_text = (
-        f"Clips of {clip.clip_len} {channels} frames taken every {clip.frame_stride} frame(s), each frame resized to "
-        f"{clip.frame_size[0]} x {clip.frame_size[1]} (H x W) when decoded, cropped to {clip.crop_size} x {clip.crop_size}, "
-        f"normalised as `{clip.normalization}` (`artnet.data.transforms.NORMALIZATIONS`): a tensor of shape "
-        f"`(N, {', '.join(map(str, clip.input_shape))})`, (N, C, T, H, W).{segments} The input contract as data: "
-        f"`config.json` -> `clip`.\n\nOptions of `create_model`: `{json.dumps(options)}`."
+        f"{clip.describe()} The input contract as data: `config.json` -> `clip`."
+        f"\n\nOptions of `create_model`: `{json.dumps(options)}`."
     )
     shown = ", ".join(f"`{c}`" for c in classes[:20]) + (f", ... ({len(classes) - 20} more)" if len(classes) > 20 else "")
     classes_text = f"{len(classes)} classes, in the order of the model's outputs (`config.json` -> `classes`): {shown}."

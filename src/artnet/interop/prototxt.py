@@ -187,10 +187,6 @@ def parse_text(text: str, source: str = "<string>") -> Message:
     return _parse_message(_Tokens(text, source), closing=None)
 
 
-def _as_list(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
 def parse_net(text: str, source: str = "<string>") -> Net:
     """Parse a network definition; both ``layer`` and the legacy V1 ``layers`` field are read."""
     root = parse_text(text, source)

@@ -126,9 +126,7 @@ class Service:
             if time.monotonic() > deadline:
                 raise _OutOfTime
 
-        from ..data.readers import open_video
-
-        with open_video(video, size=self.predictor.clip.frame_size) as reader:
+        with self.predictor.clip.open_video(video) as reader:
             num_frames, rate = reader.num_frames, reader.frame_rate
         common = dict(num_workers=self.settings.num_workers, view_batch=self.settings.view_batch)
         (prediction,) = self.predictor.predict(
