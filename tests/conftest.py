@@ -34,16 +34,23 @@ def require(path: Path) -> Path:
     return path
 
 
+# The caches the suite writes, each in a folder of its own, for child processes too: artnet's (the
+# acceleration choice, ...) and TorchInductor's compiled kernels, whose key leaves out the ISA ATen
+# dispatches to, so that a session under ATEN_CPU_CAPABILITY=avx2 would load another session's AVX-512 code.
+PRIVATE_CACHES = ("ARTNET_CACHE", "TORCHINDUCTOR_CACHE_DIR")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
-    """The suite's caches (the acceleration choice, ...) in a folder of its own, for child processes too."""
-    previous = os.environ.get("ARTNET_CACHE")
-    os.environ["ARTNET_CACHE"] = str(tmp_path_factory.mktemp("artnet_cache"))
+    previous = {name: os.environ.get(name) for name in PRIVATE_CACHES}
+    for name in PRIVATE_CACHES:
+        os.environ[name] = str(tmp_path_factory.mktemp(name.lower()))
     yield
-    if previous is None:
-        os.environ.pop("ARTNET_CACHE", None)
-    else:
-        os.environ["ARTNET_CACHE"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)
