@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.timeline:
         if args.stride or args.plot or args.annotate:
             raise ConfigError("--stride, --plot and --annotate go with --timeline")
-        predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
+        predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration, view_batch=args.view_batch)
         predictions = predictor.predict(args.inputs, topk=args.topk, protocol=args.protocol, **options)
         print(format_predictions(predictions, args.format))
         return 0 if all(p.error is None for p in predictions) else 1
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--timeline takes one video, got {len(args.inputs)}")
     if args.stride is not None and args.stride < 1:
         raise ConfigError(f"--stride must be a positive number of frames, got {args.stride}")
-    predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
+    predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration, view_batch=args.view_batch)
     timeline = predictor.timeline(args.inputs[0], step=args.stride, **options)
     print(format_timeline(timeline, args.format, args.topk))
     if args.plot or args.annotate:

@@ -120,7 +120,7 @@ def extract_features(
     """Write the features of every video of ``inputs`` (video files, frame folders, folders of videos,
     or list files ``<path> [<num_frames>] <label>`` resolved against ``root``, default the list's folder)
     under ``out``; see the module's doc."""
-    predictor = Predictor(checkpoint, device=device, acceleration=acceleration)  # the model, as predict runs it
+    predictor = Predictor(checkpoint, device=device, acceleration=acceleration, view_batch=view_batch)  # as predict runs it
     env, clip = predictor.env, predictor.clip
     spec = get_protocol(protocol)
     if spec.mode != "test":

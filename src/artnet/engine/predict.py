@@ -63,17 +63,18 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 class Predictor:
     """A checkpoint's model, loaded once with what its weights expect (class names, the clip contract)
     and run with the ``acceleration`` setting (``auto``: the fastest path here that stays close to
-    fp32; see :mod:`artnet.engine.auto_acceleration`): ``artnet predict``, its ``--timeline`` and
-    ``artnet serve`` ask one."""
+    fp32, probed at ``view_batch`` clips a call; see :mod:`artnet.engine.auto_acceleration`): ``artnet
+    predict``, its ``--timeline`` and ``artnet serve`` ask one."""
 
-    def __init__(self, checkpoint: str | Path, *, device: str = "auto", acceleration: str = "auto"):
+    def __init__(self, checkpoint: str | Path, *, device: str = "auto", acceleration: str = "auto", view_batch: int = 10):
         self.checkpoint = str(resolve_pretrained(checkpoint))  # a file, a model folder, or a Hub repository id
         self.env = init_distributed(device)
         self.payload = load_checkpoint(self.checkpoint)
         self.clip = clip_spec(self.payload, self.checkpoint)
         self.classes = list(self.payload["classes"])
         model = model_from_checkpoint(self.payload, source=self.checkpoint).to(self.env.device).eval()
-        choice = acceleration_for(acceleration, model, self.clip, self.env, identity=describe_model(self.payload))
+        identity = describe_model(self.payload)
+        choice = acceleration_for(acceleration, model, self.clip, self.env, identity=identity, batch=view_batch)
         if self.env.is_main:
             print(choice.reason, file=sys.stderr)
         self.accel = choice.acceleration
@@ -218,7 +219,7 @@ def predict(
     frame_pattern: str | None = None,
 ) -> list[Prediction]:
     """Top-k classes of each video (see :meth:`Predictor.predict`)."""
-    predictor = Predictor(checkpoint, device=device, acceleration=acceleration)
+    predictor = Predictor(checkpoint, device=device, acceleration=acceleration, view_batch=view_batch)
     options = dict(num_workers=num_workers, view_batch=view_batch, backend=backend, frame_pattern=frame_pattern)
     return predictor.predict(inputs, topk=topk, protocol=protocol, **options)
 

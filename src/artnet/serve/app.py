@@ -73,7 +73,9 @@ class Service:
 
         get_protocol(settings.protocol)  # an unknown protocol or block fails now, not at the first request
         self.settings = settings
-        self.predictor = Predictor(settings.checkpoint, device=settings.device, acceleration=settings.acceleration)
+        self.predictor = Predictor(
+            settings.checkpoint, device=settings.device, acceleration=settings.acceleration, view_batch=settings.view_batch
+        )
         self.explainer = Explainer(settings.checkpoint, device=settings.device)
         resolve_block(self.explainer.model, settings.block)
         self.admitted = 0  # requests between admission and the end of their work; changed on the event loop only
