@@ -250,8 +250,9 @@ def choose_acceleration(
 
 def probe_batch(model: nn.Module, example: torch.Tensor, batch: int, time_call: TimeCall = measure) -> int:
     """The clips a probe call takes: ``batch``, or fewer where one fp32 call of so many would take
-    more than :data:`PROBE_CALL_S` (from the faster of two calls on ``example`` after a warm-up one: a
-    neighbour's burst slows one call, rarely both); at least ``len(example)``."""
+    more than :data:`PROBE_CALL_S` (from the fastest of up to five calls on ``example`` after a warm-up
+    one, fewer once they have taken PROBE_CALL_S: a neighbour's burst on shared cores slows some calls
+    many times over); at least ``len(example)``."""
     was_training = model.training
     model.eval()
     try:
@@ -261,7 +262,10 @@ def probe_batch(model: nn.Module, example: torch.Tensor, batch: int, time_call: 
                 return model(example)
 
         run()
-        seconds = min(time_call("size", FP32, run)[1] for _ in range(2))
+        timed: list[float] = []
+        while len(timed) < 5 and sum(timed) < PROBE_CALL_S:
+            timed.append(time_call("size", FP32, run)[1])
+        seconds = min(timed)
     finally:
         model.train(was_training)
     fitting = int(PROBE_CALL_S * len(example) / seconds) if seconds > 0 else batch
