@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,8 @@ def test_dry_run_measures_every_kind_of_cell(tmp_path):
     assert all(("keeps up" in cell["note"]) != ("starved" in cell["note"]) for cell in loaders)
     speedup = next(c for c in cells if c["section"] == "train" and c["path"] == "bf16 + channels_last")
     assert speedup["note"].endswith("x fp32")
+    timed = [cell for cell in cells if cell["section"] in ("train", "test 25x10")]
+    assert all(cell["kind"].endswith(" compiled") == ("compile" in cell["path"]) for cell in timed)  # estimated as compilations
 
 
 def test_a_failing_cell_is_a_result_not_a_crash(gpu_benchmark):
@@ -87,3 +90,41 @@ def test_cells_that_do_not_fit_the_budget_are_skipped(gpu_benchmark):
     assert compiled.status == "skipped" and eager.status == "ok" and len(calls) == 1
     assert budget.estimate("train") == eager.seconds  # measured cells replace the first guess
     assert len(gpu_benchmark.table([compiled]).splitlines()) == 2  # the header alone: skipped cells are counted under the table
+
+
+def test_compiled_cells_are_estimated_by_the_longest_compilation_so_far(gpu_benchmark):
+    """A compiled cell is mostly its compilation, whose time varies by path and model; training and test
+    compile alike, so a test's first compiled cell is not estimated as an eager test."""
+    budget = gpu_benchmark.Budget(600, {"train": 15.0, "train compiled": 150.0, "test": 10.0, "test compiled": 100.0})
+    assert budget.estimate("test compiled") == 100.0
+    for seconds in (40.0, 90.0, 50.0):
+        budget.record("train compiled", seconds)
+    budget.record("test", 3.0)
+    assert budget.estimate("train compiled") == 90.0 and budget.estimate("test compiled") == 90.0
+    assert budget.estimate("test") == 3.0 and budget.estimate("train") == 15.0
+
+
+def test_a_cell_still_running_at_the_budgets_end_is_stopped_there(gpu_benchmark):
+    """A compilation that outgrows its estimate: the cell ends at the deadline, as a result, and the run goes on."""
+    budget = gpu_benchmark.Budget(0.3, {"train compiled": 0.1})
+    ran, swallowed = [], []
+
+    def compile_forever():
+        started = time.monotonic()
+        try:
+            time.sleep(30)
+        except Exception as error:  # noqa: BLE001  (a library's broad handler on the way must not keep the stop)
+            swallowed.append(error)
+        finally:
+            ran.append(time.monotonic() - started)
+        return 1.0, ""
+
+    compiled = gpu_benchmark.Cell("train", "m", "fp32 + compile", "train compiled")
+    cell = gpu_benchmark.run_cell(compiled, budget, compile_forever, torch.device("cpu"))
+    assert ran[0] < 2 and swallowed == [] and cell.status == "over budget" and cell.value is None
+    assert cell.note.startswith("stopped at the budget's end after 0 s (estimated 0 s)")
+    assert "| over budget |" in gpu_benchmark.table([cell])
+    cpu, later = torch.device("cpu"), gpu_benchmark.Budget(60, {"train": 1.0})
+    slow_enough = lambda: (time.sleep(0.5), (2.0, ""))[1]  # past the first cell's deadline
+    again = gpu_benchmark.run_cell(gpu_benchmark.Cell("train", "m", "fp32", "train"), later, slow_enough, cpu)
+    assert again.status == "ok" and again.value == 2.0  # the alarm went off with the cell before

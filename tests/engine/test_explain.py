@@ -228,17 +228,21 @@ BLOCK = "conv1"
 
 @pytest.mark.slow
 def test_on_the_built_in_dataset_the_maps_fall_on_what_decides_the_class(trained_run):
-    """A trained model's maps against the objects the generator drew: the share of a map's mass on
-    the object, against the object's share of the clip, over the trained run's 48 test videos.
-    Measured: on the temporal classes the relation map puts 0.79 of its mass on the moving parts
-    (2.3x their share), the appearance map 0.38 (1.2x); on the appearance classes the appearance
-    map puts 0.67 on the patterned disc (1.7x)."""
+    """A trained model's maps against the objects the generator drew, over the trained run's 48 test
+    videos: the lift, a map's share of mass on the object over the object's share of the clip (1 for a
+    map blind to where the object is). The relation map on the moving parts of the temporal classes and
+    the appearance map on the patterned disc of the appearance classes, each at least 1.4x: a bound
+    that every training of the fixture met with room to spare, on the AVX-512 CPU and under emulated
+    AVX2, for several seeds (docs/visualise.md has the figures). Whether the relation map is more on
+    the moving parts than the appearance map is not asserted: at the stem both land on the objects,
+    the only edges in the dataset's smooth scenes, and which one is the more concentrated changed from
+    one training to the next."""
     explainer = Explainer(trained_run.run_dir / "final.pt", device="cpu")
     found = object_mass(explainer, trained_run.dataset, trained_run.dataset.clips("test"), [BLOCK])
     moving, still = found[(BLOCK, "temporal", "relation")], found[(BLOCK, "temporal", "appearance")]
     pattern = found[(BLOCK, "appearance", "appearance")]
     kinds = {"moving": moving, "still": still, "pattern": pattern}
-    figures = {name: (round(s.share, 2), round(s.lift, 2)) for name, s in kinds.items()}
-    assert moving.share > 0.6 and moving.lift > 1.8, figures  # the relation map, on the moving parts
-    assert moving.share > still.share + 0.2, figures  # ... far more than the appearance map
-    assert pattern.share > 0.5 and pattern.lift > 1.4, figures  # the appearance map, on the patterned disc
+    figures = {name: (round(s.share, 2), round(s.lift, 2), s.empty) for name, s in kinds.items()}
+    assert moving.lift > 1.4, figures  # the relation map, on the moving parts
+    assert pattern.lift > 1.4, figures  # the appearance map, on the patterned disc
+    assert len(moving.inside) >= 6 and len(pattern.inside) >= 6, figures  # maps enough to mean something (not all empty)

@@ -17,7 +17,8 @@ def add_model_options(parser: argparse.ArgumentParser, acceleration: str | None 
         parser.add_argument(
             "--acceleration",
             default=acceleration,
-            help=f"auto: the fastest path on this machine within 1e-2 of fp32, chosen once and cached | fp32 | bf16+channels_last ... (default {acceleration})",
+            help=f"auto: the fastest path on this machine within 1e-2 of fp32 (speeds timed once per machine and model, "
+            f"cached) | fp32 | bf16+channels_last ... (default {acceleration})",
         )
 
 

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.timeline:
         if args.stride or args.plot or args.annotate or args.force:
             raise ConfigError("--stride, --plot, --annotate and --force go with --timeline")
-        predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
+        predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration, view_batch=args.view_batch)
         predictions = predictor.predict(args.inputs, topk=args.topk, protocol=args.protocol, **options)
         print(format_predictions(predictions, args.format))
         return 0 if all(p.error is None for p in predictions) else 1
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--plot and --annotate name the same file, {args.plot}")
     for path in outputs:  # before the work: a refusal costs nothing
         new_file(path, force=args.force, inputs=args.inputs)
-    predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration)
+    predictor = Predictor(args.checkpoint, device=args.device, acceleration=args.acceleration, view_batch=args.view_batch)
     timeline = predictor.timeline(args.inputs[0], step=args.stride, **options)
     print(format_timeline(timeline, args.format, args.topk))
     if args.plot or args.annotate:

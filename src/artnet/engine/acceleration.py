@@ -161,7 +161,9 @@ def _conv_weight_gradient_agreement(dtype: torch.dtype, channels_last: bool) -> 
     wrong, and different from call to call; its forward and input gradients are right.
     """
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 16, 2, 8, 8, generator=generator)  # a batch of one clip computes it right
+    # Two clips: the fault shows with one thread and with several; a batch of one comes out right with some
+    # thread counts and wrong with others, so it would pass the probe on one machine and fail it on the next.
+    x = torch.randn(2, 16, 2, 8, 8, generator=generator)
     weight = torch.randn(16, 16, 3, 3, 3, generator=generator)
     upstream = torch.randn(2, 16, 2, 8, 8, generator=generator)
     if channels_last:

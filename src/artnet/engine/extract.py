@@ -137,7 +137,7 @@ def extract_features(
     out = Path(out)
     # before the model loads; every process finds the folder as it was, the writes come after they meet
     resumed = claim_features_dir(out, force, inputs)
-    predictor = Predictor(checkpoint, device=device, acceleration=acceleration)  # the model, as predict runs it
+    predictor = Predictor(checkpoint, device=device, acceleration=acceleration, view_batch=view_batch)  # the model, as predict runs it
     env, clip = predictor.env, predictor.clip
     settings = {
         "checkpoint": str(Path(predictor.checkpoint).resolve()),

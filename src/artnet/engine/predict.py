@@ -63,14 +63,14 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 class Predictor:
     """A checkpoint's model, loaded once with what its weights expect (class names, the clip contract)
     and run with the ``acceleration`` setting (``auto``: the fastest path here that stays close to
-    fp32; see :mod:`artnet.engine.auto_acceleration`): ``artnet predict``, its ``--timeline`` and
-    ``artnet serve`` ask one."""
+    fp32, probed at ``view_batch`` clips a call; see :mod:`artnet.engine.auto_acceleration`): ``artnet
+    predict``, its ``--timeline`` and ``artnet serve`` ask one."""
 
-    def __init__(self, checkpoint: str | Path, *, device: str = "auto", acceleration: str = "auto"):
+    def __init__(self, checkpoint: str | Path, *, device: str = "auto", acceleration: str = "auto", view_batch: int = 10):
         self.env = init_distributed(device)
         loaded = self.loaded = load_model(checkpoint, self.env.device)  # a file, a model folder, or a Hub repository id
         self.checkpoint, self.payload, self.clip, self.classes = loaded.source, loaded.payload, loaded.clip, loaded.classes
-        choice = acceleration_for(acceleration, loaded.model, self.clip, self.env, identity=describe_model(self.payload))
+        choice = acceleration_for(acceleration, loaded.model, self.clip, self.env, identity=describe_model(self.payload), batch=view_batch)
         if self.env.is_main:
             print(choice.reason, file=sys.stderr)
         self.accel = choice.acceleration
@@ -216,7 +216,7 @@ def predict(
     frame_pattern: str | None = None,
 ) -> list[Prediction]:
     """Top-k classes of each video (see :meth:`Predictor.predict`)."""
-    predictor = Predictor(checkpoint, device=device, acceleration=acceleration)
+    predictor = Predictor(checkpoint, device=device, acceleration=acceleration, view_batch=view_batch)
     options = dict(num_workers=num_workers, view_batch=view_batch, backend=backend, frame_pattern=frame_pattern)
     return predictor.predict(inputs, topk=topk, protocol=protocol, **options)
 

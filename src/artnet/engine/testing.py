@@ -54,7 +54,9 @@ def run_test(
         payload = load_checkpoint(path)
         model = model_from_checkpoint(payload, source=str(path)).to(env.device)
         data, changed = data_as_trained(split_config.data, payload)
-        choice = acceleration_for(config.test.acceleration, model, data.clip, env, identity=describe_model(payload))
+        choice = acceleration_for(
+            config.test.acceleration, model, data.clip, env, identity=describe_model(payload), batch=config.test.view_batch
+        )
         accel = choice.acceleration
         model = accel.apply(model)
         split_config = dataclasses.replace(split_config, data=data)

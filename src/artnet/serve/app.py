@@ -73,7 +73,9 @@ class Service:
 
         get_protocol(settings.protocol)  # an unknown protocol or block fails now, not at the first request
         self.settings = settings
-        self.predictor = Predictor(settings.checkpoint, device=settings.device, acceleration=settings.acceleration)
+        self.predictor = Predictor(
+            settings.checkpoint, device=settings.device, acceleration=settings.acceleration, view_batch=settings.view_batch
+        )
         self.explainer = Explainer(self.predictor.loaded)  # the Predictor's model: loaded once, kept once
         resolve_block(self.explainer.model, settings.block)
         model = Path(self.predictor.checkpoint)
