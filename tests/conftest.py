@@ -128,6 +128,24 @@ def calibrated_model(name: str, clip, num_classes: int, **options) -> torch.nn.M
     return model.eval()
 
 
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    """A tiny built-in dataset: 12 classes x 3 clips of 20 frames, 52 x 40."""
+    from artnet.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic"), seed=0, clips_per_class=3, num_frames=20, height=40, width=52, workers=1)
+
+
+@pytest.fixture(scope="session")
+def reference_run(synthetic, tmp_path_factory):
+    """An uninterrupted deterministic run of the tiny recipe, through the CLI (engine, interop and serve tests share it)."""
+    from .engine.conftest import TINY_CONFIG, cli, tiny_overrides
+
+    run_dir = tmp_path_factory.mktemp("reference")
+    cli("train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir))
+    return run_dir
+
+
 @dataclass(frozen=True)
 class TrainedRun:
     run_dir: Path

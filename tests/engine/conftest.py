@@ -1,29 +1,12 @@
-"""A tiny built-in dataset and helpers to run the CLI as a user would, in a subprocess."""
+"""Helpers to run the CLI as a user would, in a subprocess, on the tiny recipe."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = "tiny"  # the packaged recipe, by name
-
-
-@pytest.fixture(scope="session")
-def synthetic(tmp_path_factory):
-    from artnet.data.synthetic import generate
-
-    return generate(tmp_path_factory.mktemp("synthetic"), seed=0, clips_per_class=3, num_frames=20, height=40, width=52, workers=1)
-
-
-@pytest.fixture(scope="session")
-def reference_run(synthetic, tmp_path_factory):
-    """An uninterrupted deterministic run of the tiny recipe, through the CLI."""
-    run_dir = tmp_path_factory.mktemp("reference")
-    cli("train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir))
-    return run_dir
 
 
 def tiny_overrides(dataset, run_dir: Path, *extra: str) -> list[str]:

@@ -25,7 +25,6 @@ from artnet.interop.prototxt import load_net
 from artnet.interop.reference import BN, ReferenceNet
 
 from ..conftest import MEDIA, REFERENCE, require
-from ..engine.conftest import reference_run, synthetic  # noqa: F401 (a tiny trained run: exporting a real checkpoint)
 
 CAFFE_MEANS = (104.0, 117.0, 123.0)  # B, G, R
 REAL_VIDEO = "ucf101/v_SoccerJuggling_g23_c01.avi"
