@@ -60,18 +60,7 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[
         expected = f"an integer of at least {minimum}" if minimum else "an integer of 0 or more"
     else:
         expected = f"an integer from {minimum} to {maximum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}")
-        return value
-
-    parse.__name__ = "integer"  # argparse names the type in some messages
-    return parse
+    return _ranged("integer", int, lambda value: _within(value, minimum, maximum), expected)
 
 
 def number(minimum: float | None = None, maximum: float | None = None, *, positive: bool = False) -> Callable[[str], float]:
@@ -84,19 +73,27 @@ def number(minimum: float | None = None, maximum: float | None = None, *, positi
     else:
         expected = f"a number from {minimum:g} to {maximum:g}"
 
+    def accepts(value: float) -> bool:
+        return math.isfinite(value) and (value > 0 or not positive) and _within(value, minimum, maximum)
+
+    return _ranged("number", float, accepts, expected)
+
+
+def _within(value: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def _ranged(name: str, convert: Callable[[str], float], accepts: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """The argparse ``type`` of :func:`integer` and :func:`number`: ``convert``, then ``accepts``."""
+
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = convert(text)
         except ValueError:
-            value = math.nan
-        if (
-            not math.isfinite(value)
-            or (positive and not value > 0)
-            or (minimum is not None and value < minimum)
-            or (maximum is not None and value > maximum)
-        ):
+            value = None
+        if value is None or not accepts(value):
             raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}")
         return value
 
-    parse.__name__ = "number"
+    parse.__name__ = name  # argparse names the type in some messages
     return parse
