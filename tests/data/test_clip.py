@@ -74,7 +74,8 @@ def test_differences_name_each_changed_field():
 
 def test_the_spec_describes_itself():
     tsn = ClipSpec(clip_len=8, frame_stride=2, frame_size=(64, 85), crop_size=56, normalization="flow", num_segments=2)
-    assert ClipSpec().summary() == "16x112x112" and tsn.summary() == "8x56x56, 2 segments"
+    assert ClipSpec().summary() == "16x112x112" and tsn.summary() == "8x56x56 flow, 2 segments"
+    assert tsn.replace(normalization="caffe").summary() == "8x56x56, 2 segments"
     assert tsn.describe() == (
         "Clips of 8 flow (x, y) frames taken every 2 frame(s), each frame resized to 64 x 85 (H x W) when decoded, cropped to"
         " 56 x 56, normalised as `flow` (`artnet.data.transforms.NORMALIZATIONS`): a tensor of shape `(N, 2, 8, 56, 56)`,"

@@ -80,6 +80,8 @@ def test_cli_prints_each_stream_and_the_fusion_and_writes_test_reports(streams, 
     fused = (rgb + 1.5 * flow) / 2.5
     metrics = compute_metrics(fused, LABELS)
     assert f"fusion: {metrics.summary()}  -> {out}" in printed
+    assert "clip top-1" not in printed  # a fusion knows the videos' scores only, not their clips'
+    assert json.loads((out / "metrics.json").read_text())["clip_top1"] is None
     rows = table_rows(printed)
     assert rows[str(rgb_file)][:2] == ["1", f"{compute_metrics(rgb, LABELS).top1:.2f}"]
     assert rows[str(flow_file)][:2] == ["1.5", f"{compute_metrics(flow, LABELS).top1:.2f}"]

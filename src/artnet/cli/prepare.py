@@ -6,6 +6,7 @@ import argparse
 import os
 
 from ..data.annotations import HMDB51_CLASS_ORDERS, KINDS
+from ..data.flow import FLOW_BOUND, FLOW_METHODS
 from .parsing import integer, number, parse_dims, parse_shard
 
 
@@ -37,13 +38,13 @@ def add_parser(subparsers) -> None:
         "--quality", type=integer(1, 100), default=90, help="JPEG quality of extracted frames and flow, 1-100 (default 90)"
     )
     parser.add_argument(
-        "--flow", choices=("tvl1", "farneback"), default="tvl1", help="flow method: tvl1 (upstream's, default) or farneback (much faster, less accurate)"
+        "--flow", choices=FLOW_METHODS, default=FLOW_METHODS[0], help="flow method: tvl1 (upstream's, default) or farneback (much faster, less accurate)"
     )
     parser.add_argument(
         "--flow-bound",
         type=number(positive=True),
-        default=20.0,
-        help="flow is clipped to +-this many pixels, then mapped to 0-255 (default 20, upstream)",
+        default=FLOW_BOUND,
+        help=f"flow is clipped to +-this many pixels, then mapped to 0-255 (default {FLOW_BOUND:g}, upstream)",
     )
     parser.add_argument("--jobs", type=integer(1), default=os.cpu_count() or 1, help="parallel processes (default: all cores)")
     parser.add_argument("--shard", help="i/n: convert only every n-th video from the i-th (0-based); no lists")

@@ -83,9 +83,11 @@ class ClipSpec:
         return (self.channels, self.clip_len, self.crop_size, self.crop_size)
 
     def summary(self) -> str:
-        """``16x112x112, 2 segments``: the clips the model takes, ``T x H x W`` (and the TSN segments), for tables."""
+        """``16x112x112, 2 segments``: the clips the model takes, ``T x H x W`` (and the TSN segments, and
+        ``flow`` for optical flow), for tables."""
         segments = f", {self.num_segments} segments" if self.num_segments > 1 else ""
-        return f"{self.clip_len}x{self.crop_size}x{self.crop_size}{segments}"
+        flow = " flow" if self.modality == "flow" else ""
+        return f"{self.clip_len}x{self.crop_size}x{self.crop_size}{flow}{segments}"
 
     def describe(self) -> str:
         """The spec in a few sentences, every field and the tensor the model takes, for model cards."""

@@ -28,7 +28,7 @@ class Metrics:
     top5: float
     avg: float
     mean_class_accuracy: float
-    clip_top1: float
+    clip_top1: float | None  # top-1 of single clips; None where only video scores are known (a fusion)
     videos: int
     missing: int
 
@@ -37,9 +37,10 @@ class Metrics:
 
     def summary(self) -> str:
         missing = f", {self.missing} without prediction" if self.missing else ""
+        clips = f"  clip top-1 {self.clip_top1:.2f}" if self.clip_top1 is not None else ""
         return (
             f"top-1 {self.top1:.2f}  top-5 {self.top5:.2f}  avg {self.avg:.2f}  mean class {self.mean_class_accuracy:.2f}"
-            f"  clip top-1 {self.clip_top1:.2f}  ({self.videos} videos{missing})"
+            f"{clips}  ({self.videos} videos{missing})"
         )
 
 
@@ -84,11 +85,10 @@ def compute_metrics(video_scores: np.ndarray, labels: np.ndarray, clip_scores: n
     num_classes = video_scores.shape[1]
     matrix = confusion_matrix(video_scores.argmax(axis=1), labels, num_classes)
     top1, top5 = topk_accuracy(video_scores, labels, 1), topk_accuracy(video_scores, labels, 5)
+    clip_top1 = None
     if clip_scores is not None and clip_scores.size:
         clips = clip_scores.shape[1]
         clip_top1 = topk_accuracy(clip_scores.reshape(-1, num_classes), np.repeat(labels, clips), 1)
-    else:
-        clip_top1 = top1
     return Metrics(
         top1=top1,
         top5=top5,
