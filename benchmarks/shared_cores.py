@@ -16,7 +16,10 @@ Modes (the environment of both jobs; inherited OMP_*/GOMP_*/KMP_*/ARTNET_THREADS
 
 * ``torch``: ``ARTNET_THREADS=torch``: PyTorch's and OpenMP's defaults (threads = CPUs in the
   affinity mask, idle OpenMP threads spin before they sleep), as before artnet set them;
-* ``artnet``: the default: idle OpenMP threads sleep at once, threads from the usable cores.
+* ``artnet``: the default: threads from the usable cores; a job that finds the cores busy when it
+  starts (the side job) waits passively and leaves the busy cores alone, one that finds them
+  free (the main job) keeps OpenMP's default spinning;
+* ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` in both jobs, whatever they find.
 
 Modes run interleaved (round 1 of every mode, then round 2, ...) and the table gives medians, so a
 busy neighbour slows every mode alike; on a shared machine, compare ratios within a run.
@@ -42,11 +45,12 @@ sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
 from artnet.data.synthetic import generate  # noqa: E402
 from artnet.demo import default_recipe  # noqa: E402
+from artnet.engine.config import load_config  # noqa: E402
 from artnet.machine import cpu_name  # noqa: E402
 from artnet.table import format_table  # noqa: E402
 
 TINY_RECIPE = "tiny"  # the packaged recipe
-MODES = {"torch": {"ARTNET_THREADS": "torch"}, "artnet": {}}
+MODES = {"torch": {"ARTNET_THREADS": "torch"}, "artnet": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
 CLEARED = ("OMP_", "GOMP_", "KMP_", "MKL_NUM_THREADS", "ARTNET_THREADS")
 
 
@@ -145,6 +149,15 @@ def run_round(mode: str, env: dict[str, str], dataset, work: Path, warmup: int, 
     return result
 
 
+def main_job_summary() -> str:
+    config = load_config(default_recipe())
+    model, clip = config.model, config.data.clip
+    return (
+        f"batch {config.solver.batch_size}, {model.name} at width {model.width_mult:g},"
+        f" {clip.clip_len}x{clip.crop_size}x{clip.crop_size} clips, {config.data.num_workers} DataLoader workers"
+    )
+
+
 def parse_mode(text: str) -> tuple[str, dict[str, str]]:
     name, _, assignments = text.partition(":")
     env = dict(item.split("=", 1) for item in assignments.split(",") if item)
@@ -184,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(headers, rows))
     load = os.getloadavg()[0]
     print(
-        f"\nmain job: the demo recipe (batch 16, artnet_r18_d at width 0.125, 16x56x56 clips, 2 DataLoader workers);"
+        f"\nmain job: the demo recipe ({main_job_summary()});"
         f" side job: tiny.yaml training (9 iterations) then predict of 4 videos (1clip). Medians over {args.rounds} round(s)."
     )
     print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, load average {load:.1f} at the end")

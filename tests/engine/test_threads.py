@@ -1,5 +1,6 @@
 """Threads on shared cores: the usable cores (affinity, cgroup limits, local processes), what the user
-set wins, and the CLI sets OpenMP's wait policy before torch loads."""
+set wins, the wait policy chosen from how busy the machine is before torch loads, and the watch
+that gives a training run's cores up while other work runs and takes them back after."""
 
 import os
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from artnet.engine.threads import cgroup_cpu_limit, configure_threads, usable_cores
+from artnet.engine.threads import BusyCores, CoreWatch, cgroup_cpu_limit, configure_threads, usable_cores
 from artnet.errors import ConfigError
 
 from .conftest import ROOT
@@ -113,7 +114,33 @@ def test_an_explicit_count_and_the_switch_to_leave_everything(restore_threads):
         configure_threads({"ARTNET_THREADS": "many"})
 
 
-def test_the_cli_sets_passive_waiting_before_torch_loads():
+def choose_in_a_fresh_process(busy):
+    """configure_threads in a process that has not loaded torch, with the machine's load given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "ARTNET_THREADS", "LOCAL_WORLD_SIZE"))}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    code = (
+        "import os, sys; from artnet.engine.threads import configure_threads, usable_cores;"
+        f"setup = configure_threads(busy={busy!r}); import torch;"
+        "print(setup.threads, torch.get_num_threads(), usable_cores().cores, os.environ.get('OMP_WAIT_POLICY'), setup.watch);"
+        "print(setup.message)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    numbers, message = result.stdout.strip().splitlines()
+    threads, torch_threads, cores, policy, watch = numbers.split()
+    assert threads == torch_threads
+    return int(threads), int(cores), policy, watch == "True", message
+
+
+def test_free_cores_keep_openmps_spinning_and_busy_ones_make_it_sleep_and_step_aside():
+    threads, cores, policy, watch, message = choose_in_a_fresh_process(0.1)
+    assert threads == cores and policy == "None" and watch
+    assert message.endswith("idle OpenMP threads spin a while, as OpenMP does (the cores are free)")
+    threads, cores, policy, watch, message = choose_in_a_fresh_process(1.0)
+    assert policy == "PASSIVE" and threads == max(1, cores - 1) and watch
+    assert message.endswith("idle OpenMP threads sleep at once (OMP_WAIT_POLICY=PASSIVE: 1.0 CPUs busy with other work)")
+
+
+def test_the_cli_chooses_before_torch_loads():
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
     env.update(PYTHONPATH=str(ROOT / "src"), ARTNET_THREADS="1")  # a count unlike PyTorch's prints the line
     if torch.get_num_threads() == 1:
@@ -121,5 +148,42 @@ def test_the_cli_sets_passive_waiting_before_torch_loads():
     result = subprocess.run([sys.executable, "-m", "artnet", "info"], env=env, capture_output=True, text=True, timeout=120)
     threads, error = result.stderr.strip().splitlines()
     assert threads.startswith(f"artnet info: threads: {env['ARTNET_THREADS']} (ARTNET_THREADS=")
-    assert threads.endswith("idle OpenMP threads sleep at once (OMP_WAIT_POLICY=PASSIVE)")
+    assert "torch was loaded before" not in threads and ("spin a while" in threads or "sleep at once" in threads)
     assert error == "artnet info: error: give a model name or --all" and result.returncode == 2
+
+
+def fake_proc(folder, machine_busy, machine_idle, processes):
+    """A /proc with the machine's ticks and processes {pid: (ppid, ticks used)}."""
+    write(folder / "stat", f"cpu  {machine_busy} 0 0 {machine_idle} 0 0 0 0 0 0\ncpu0 1 2 3 4\n")
+    for pid, (ppid, used) in processes.items():
+        write(folder / str(pid) / "stat", f"{pid} (python x) S {ppid} 1 1 0 -1 4194560 0 0 0 0 {used} 0 0 0 20 0\n")
+
+
+def test_busy_cores_count_other_processes_but_not_ours_and_our_workers(tmp_path):
+    cpus = os.cpu_count()
+    fake_proc(tmp_path, 0, 0, {10: (1, 0), 11: (10, 0), 12: (11, 0), 20: (1, 0)})
+    busy = BusyCores(tmp_path, pid=10)
+    # 100 ticks of the machine: 60 idle; 30 used by us (10) and our worker's worker (12), 10 by process 20
+    fake_proc(tmp_path, 40, 60, {10: (1, 20), 11: (10, 0), 12: (11, 10), 20: (1, 10)})
+    assert busy.reading() == pytest.approx(cpus * 0.10)
+    fake_proc(tmp_path, 40, 160, {10: (1, 20), 11: (10, 0), 12: (11, 10), 20: (1, 10)})
+    assert busy.reading() == 0.0
+    assert BusyCores(tmp_path / "absent").reading() is None
+
+
+class ScriptedLoad:
+    def __init__(self, readings):
+        self.readings = list(readings)
+
+    def reading(self):
+        return self.readings.pop(0)
+
+
+def test_the_watch_gives_cores_up_while_others_work_and_takes_them_back(restore_threads):
+    torch.set_num_threads(2)
+    watch = CoreWatch(2, interval=0.0, busy=ScriptedLoad([0.1, 1.9, 1.2, None, 0.2]))
+    assert watch.check() is None and torch.get_num_threads() == 2
+    assert watch.check() == "threads: 2 -> 1 (1.9 CPUs busy with other work)" and torch.get_num_threads() == 1
+    assert watch.check() is None and watch.check() is None and torch.get_num_threads() == 1
+    assert watch.check() == "threads: 1 -> 2 (0.2 CPUs busy with other work)" and torch.get_num_threads() == 2
+    assert CoreWatch(2, interval=3600.0, busy=ScriptedLoad([])).check() is None  # not before its interval

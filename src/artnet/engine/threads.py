@@ -4,19 +4,25 @@ PyTorch's CPU kernels run on an OpenMP thread pool. Two defaults go wrong when a
 the cores with other work (a test beside a training run, a Slurm or container allocation):
 
 * Waiting. At the end of each parallel region, GNU OpenMP's idle threads spin for a while
-  before they sleep. Alone, that saves a wake-up; beside another busy process, the spinning
-  threads of each process take the cores the other's working threads need, and a network of
-  many small operators (artnet's at demo size) slows down many times over. Passive waiting
-  (``OMP_WAIT_POLICY=PASSIVE``) makes them sleep at once. The OpenMP runtime reads the
-  variable once, when torch loads it: it must be set before ``import torch``, which the CLI
-  does first thing (``python -m artnet`` and the ``artnet`` script import no torch before).
+  before they sleep. Alone, that saves a wake-up per operator, which is much of the time of a
+  network of many small operators (artnet's at demo size trains 1.6x faster spinning than
+  sleeping). Beside another busy process, each process's spinning threads take the cores the
+  other's working threads need, and such a network slows down ten times or more.
 * Counting. The default thread count is the number of CPUs in the affinity mask: it ignores a
-  cgroup CPU quota (a container limited to 4 CPUs on a 64-core node) and the other processes of
-  the same job (torchrun's local processes), and so oversubscribes the cores.
+  cgroup CPU quota (a container limited to 4 CPUs on a 64-core node), the other processes of
+  the same job (torchrun's local processes) and the cores other work keeps busy.
 
-:func:`configure_threads` fixes both, unless the user decided: ``OMP_WAIT_POLICY`` and
-``OMP_NUM_THREADS`` are left as set, ``ARTNET_THREADS=N`` asks for N threads, and
-``ARTNET_THREADS=torch`` leaves everything as PyTorch and OpenMP have it.
+:func:`configure_threads`, which the CLI runs before torch loads, counts the usable cores
+(affinity, cgroup limit, local processes) and looks at the machine: when other processes keep
+cores busy at that moment, idle threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``; OpenMP reads
+it once, when torch loads) and the busy cores are left alone; otherwise OpenMP's default stands.
+A long job (training) also keeps a :class:`CoreWatch`: when other work starts beside it, it
+drops to one intra-op thread (one thread has no threads to wait for, so nothing spins), and it
+takes its cores back when that work ends.
+
+What the user set wins: ``OMP_WAIT_POLICY`` and ``OMP_NUM_THREADS`` are left as set (and the
+watch stays off), ``ARTNET_THREADS=N`` asks for N threads, and ``ARTNET_THREADS=torch`` leaves
+everything as PyTorch and OpenMP have it.
 
 This module imports no torch at module level.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +40,8 @@ from pathlib import Path
 SETTING_ENV = "ARTNET_THREADS"  # auto (default) | torch | a number
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SELF_CGROUP = Path("/proc/self/cgroup")
+PROC = Path("/proc")
+SHARED_WHEN_BUSY = 0.5  # CPUs kept busy by other processes from which the cores count as shared
 
 
 @dataclass(frozen=True)
@@ -120,18 +129,86 @@ def usable_cores(
     return CoreShare(cores, ", ".join(reasons))
 
 
+def _cpu_ticks(proc: Path) -> tuple[int, int] | None:
+    """(all ticks, idle ticks) of the machine since boot, from ``/proc/stat``; None where unreadable.
+    Time stolen by a hypervisor counts as busy: those cores are not there to use either."""
+    try:
+        fields = (proc / "stat").read_text().split("\n", 1)[0].split()
+        ticks = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError, IndexError):
+        return None
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def _family_ticks(proc: Path, root: int) -> int:
+    """CPU ticks used so far by process ``root`` and its descendants (a DataLoader's workers)."""
+    parents, used = {}, {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) ": state ppid ... utime stime
+        parents[int(entry.name)], used[int(entry.name)] = int(fields[1]), int(fields[11]) + int(fields[12])
+    family, grown = {root}, True
+    while grown:
+        children = {pid for pid, parent in parents.items() if parent in family and pid not in family}
+        family |= children
+        grown = bool(children)
+    return sum(used.get(pid, 0) for pid in family)
+
+
+class BusyCores:
+    """CPUs kept busy by processes other than this one and its children, over the time since
+    the last reading (``/proc``); None where it cannot be read (not Linux)."""
+
+    def __init__(self, proc: Path = PROC, pid: int | None = None) -> None:
+        self.proc, self.pid = proc, os.getpid() if pid is None else pid
+        self.last = self._read()
+
+    def _read(self) -> tuple[int, int, int] | None:
+        machine = _cpu_ticks(self.proc)
+        if machine is None:
+            return None
+        try:
+            family = _family_ticks(self.proc, self.pid)
+        except (OSError, ValueError, IndexError):
+            return None
+        return (*machine, family)
+
+    def reading(self) -> float | None:
+        now, before = self._read(), self.last
+        self.last = now
+        if now is None or before is None or now[0] <= before[0]:
+            return None
+        total, idle, ours = (a - b for a, b in zip(now, before))
+        cpus = os.cpu_count() or 1
+        return max(0.0, cpus * (total - idle - ours) / total)
+
+
+def busy_cpus(interval: float = 0.1, proc: Path = PROC) -> float | None:
+    """CPUs that other processes keep busy now, over a short sleep of this one."""
+    busy = BusyCores(proc)
+    time.sleep(interval)
+    return busy.reading()
+
+
 @dataclass(frozen=True)
 class ThreadSetup:
     threads: int  # PyTorch's intra-op threads now
     changed: bool  # whether that differs from PyTorch's own choice (worth a line in the log)
     message: str  # one line: how many, why, and how idle threads wait
+    watch: bool = False  # whether a long job should keep a CoreWatch (artnet chose the count)
 
 
-def configure_threads(environ: Mapping[str, str] | None = None) -> ThreadSetup:
+def configure_threads(environ: Mapping[str, str] | None = None, busy: float | None = None) -> ThreadSetup:
     """Set OpenMP's wait policy (before torch loads) and PyTorch's intra-op threads.
 
     Call it before anything imports torch, as the CLI does; later, the wait policy can no longer
-    change (the message says so) but the thread count still does.
+    change (the message says so) but the thread count still does. ``busy`` stands in for
+    :func:`busy_cpus` (tests); the machine is sampled only when a choice depends on it.
     """
     environ = os.environ if environ is None else environ
     setting = environ.get(SETTING_ENV, "auto").strip().lower()
@@ -144,13 +221,21 @@ def configure_threads(environ: Mapping[str, str] | None = None) -> ThreadSetup:
 
         raise ConfigError(f"{SETTING_ENV}={setting!r}: write auto, torch, or a number of threads")
 
+    choose_waiting = "OMP_WAIT_POLICY" not in environ and "torch" not in sys.modules
+    choose_count = "OMP_NUM_THREADS" not in environ and setting == "auto"
+    alone_in_job = int(environ.get("LOCAL_WORLD_SIZE", "1") or 1) == 1  # torchrun's siblings start together: not others
+    if busy is None and alone_in_job and (choose_waiting or choose_count):
+        busy = busy_cpus()
+    shared = busy is not None and busy >= SHARED_WHEN_BUSY
     if "OMP_WAIT_POLICY" in environ:
         waiting = f"OpenMP waits as OMP_WAIT_POLICY={environ['OMP_WAIT_POLICY']} says"
     elif "torch" in sys.modules:
         waiting = "OpenMP's wait policy as it was (torch was loaded before artnet could set it)"
-    else:
+    elif shared:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        waiting = "idle OpenMP threads sleep at once (OMP_WAIT_POLICY=PASSIVE)"
+        waiting = f"idle OpenMP threads sleep at once (OMP_WAIT_POLICY=PASSIVE: {busy:.1f} CPUs busy with other work)"
+    else:
+        waiting = "idle OpenMP threads spin a while, as OpenMP does (the cores are free)"
 
     import torch
 
@@ -161,7 +246,64 @@ def configure_threads(environ: Mapping[str, str] | None = None) -> ThreadSetup:
         threads, why = int(setting), f"{SETTING_ENV}={setting}"
     else:
         share = usable_cores(environ=environ)
-        threads, why = share.cores, share.why
+        threads, why = leave_busy_cores(share.cores, busy), share.why
+        if threads < share.cores:
+            why += f", {busy:.1f} busy with other work"
     if threads != default:
         torch.set_num_threads(threads)
-    return ThreadSetup(threads, threads != default, f"threads: {threads} ({why}; PyTorch's default: {default}); {waiting}")
+    message = f"threads: {threads} ({why}; PyTorch's default: {default}); {waiting}"
+    setup = ThreadSetup(threads, threads != default, message, watch=setting == "auto" and alone_in_job and choose_waiting)
+    global _setup
+    _setup = setup
+    return setup
+
+
+_setup: ThreadSetup | None = None  # what configure_threads chose in this process
+
+
+def core_watch() -> CoreWatch | None:
+    """A CoreWatch for a long job, where artnet chose this process's threads (the CLI); else None."""
+    if _setup is None or not _setup.watch:
+        return None
+    return CoreWatch(usable_cores().cores)
+
+
+def leave_busy_cores(cores: int, busy: float | None) -> int:
+    """The threads to run on ``cores`` usable cores while others keep ``busy`` CPUs busy."""
+    if busy is None or busy < SHARED_WHEN_BUSY:
+        return cores
+    return max(1, cores - round(busy))
+
+
+class CoreWatch:
+    """Keeps a long job's intra-op threads off the cores other work takes while it runs.
+
+    :meth:`check`, called once per iteration, reads the machine every ``interval`` seconds: while
+    other processes keep cores busy, the job runs on the cores left (one thread at least), and it
+    takes its ``cores`` back when they are free again. The messages are for the log.
+    """
+
+    def __init__(self, cores: int, interval: float = 2.0, busy: BusyCores | None = None) -> None:
+        import torch
+
+        self.cores, self.interval, self.busy = cores, interval, busy or BusyCores()
+        self.threads, self.next_look = torch.get_num_threads(), time.monotonic() + interval
+
+    def check(self) -> str | None:
+        now = time.monotonic()
+        if now < self.next_look:
+            return None
+        self.next_look = now + self.interval
+        busy = self.busy.reading()
+        if busy is None:
+            return None
+        # our own threads' time is not counted as busy, but fewer threads of ours leave room that
+        # others fill: hold the lower count until the others go below the threshold
+        threads = leave_busy_cores(self.cores, busy)
+        if threads == self.threads:
+            return None
+        import torch
+
+        torch.set_num_threads(threads)
+        before, self.threads = self.threads, threads
+        return f"threads: {before} -> {threads} ({busy:.1f} CPUs busy with other work)"

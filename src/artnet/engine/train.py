@@ -46,6 +46,7 @@ from .evaluate import evaluate, get_protocol
 from .faults import stopping_run
 from .monitor import RunMonitor
 from .solver import build_optimizer, learning_rate, set_learning_rate
+from .threads import core_watch
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def _train(config: Config, env: DistributedEnv) -> dict:
     monitor = RunMonitor(config.run_dir, config.solver.max_iter, state.iteration, enabled=env.is_main, tensorboard=config.train.tensorboard)
     metrics = None
     started = time.perf_counter() - state.elapsed_seconds  # training time of this run, over its restarts
+    cores = core_watch()  # fewer threads while other work shares the cores
     with stopping_run(lambda: how_to_go_on(checkpoints, state)):
         for iteration in range(state.iteration, config.solver.max_iter):
             lr = learning_rate(iteration, config.solver)
@@ -166,6 +168,8 @@ def _train(config: Config, env: DistributedEnv) -> dict:
             trainables.scaler.update()
             trainables.optimizer.zero_grad(set_to_none=True)
             state.iteration = done = iteration + 1
+            if cores is not None and (change := cores.check()):
+                _say(env, change)
 
             clips_per_second = plan.global_batch / max(data_time + compute_time, 1e-9)
             monitor.progress(loss=loss_sum, lr=lr, clips_s=round(clips_per_second, 1), data=f"{data_time / (data_time + compute_time):.0%}")
