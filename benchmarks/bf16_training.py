@@ -5,8 +5,7 @@
     ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python benchmarks/bf16_training.py   # as on a CPU without AMX
 
 Training steps (forward, cross-entropy, backward, an SGD step) of ``artnet demo``'s model
-(artnet_r18_d at width 1/8, 12 classes, batch 16 of 16x56x56 clips; see
-the packaged ``demo`` recipe) in fp32, bf16 autocast and bf16 autocast + channels_last_3d,
+(its model, batch and clip size, read from the packaged ``demo`` recipe; 12 classes) in fp32, bf16 autocast and bf16 autocast + channels_last_3d,
 interleaved round-robin (median over rounds), each path on its own copy of the same weights.
 Before timing, each path's gradient of one batch is compared with fp32's on the same weights
 and clips: the cosine of the whole gradient, and the parameter with the lowest cosine (a
@@ -36,10 +35,14 @@ from model_speed import log, machine, round_robin, training_step  # noqa: E402  
 
 from artnet import create_model  # noqa: E402
 from artnet.engine.acceleration import Acceleration  # noqa: E402
+from artnet.demo import default_recipe  # noqa: E402
+from artnet.engine.config import load_config  # noqa: E402
 from artnet.errors import ConfigError  # noqa: E402
 from artnet.table import format_table  # noqa: E402
 
-DEMO_MODEL = {"name": "artnet_r18_d", "width_mult": 0.125, "num_classes": 12, "dropout": 0.0}
+DEMO = load_config(default_recipe())
+DEMO_MODEL = {"name": DEMO.model.name, "width_mult": DEMO.model.width_mult, "num_classes": 12, "dropout": DEMO.model.dropout}
+DEMO_CLIP = (DEMO.data.clip.clip_len, DEMO.data.clip.crop_size, DEMO.data.clip.crop_size)
 PATHS = [Acceleration(), Acceleration(precision="bf16"), Acceleration(precision="bf16", channels_last=True)]
 
 
@@ -63,8 +66,9 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=16, help="clips per batch (default 16, the demo's)")
-    parser.add_argument("--clip", type=int, nargs=3, default=(16, 56, 56), metavar=("T", "H", "W"), help="default 16 56 56")
+    batch, clip = DEMO.solver.batch_size, DEMO_CLIP
+    parser.add_argument("--batch", type=int, default=batch, help=f"clips per batch (default {batch}, the demo's)")
+    parser.add_argument("--clip", type=int, nargs=3, default=clip, metavar=("T", "H", "W"), help=f"default {' '.join(map(str, clip))}")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds after one warm-up (default 5)")
     args = parser.parse_args(argv)
 
