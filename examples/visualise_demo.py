@@ -134,7 +134,8 @@ def main() -> None:
 
     for name in ("Rising", "Striped"):
         artnet(
-            "explain", test_clip(dataset, name), "--checkpoint", args.checkpoint, *block, "--out", out / f"explain_{name.lower()}"
+            "explain", test_clip(dataset, name), "--checkpoint", args.checkpoint, *block, "--out", out / f"explain_{name.lower()}",
+            "--force",  # remaking the pictures is this script's job
         )
 
     with tempfile.TemporaryDirectory() as work:
@@ -154,6 +155,7 @@ def main() -> None:
             out / "timeline.png",
             "--annotate",
             annotated,
+            "--force",
         )
         with open_video(annotated, size=None) as reader:
             stills = reader.read(np.arange(8, reader.num_frames, 32))  # one frame of each clip
