@@ -168,6 +168,13 @@ def test_busy_cores_count_other_processes_but_not_ours_and_our_workers(tmp_path)
     assert busy.reading() == pytest.approx(cpus * 0.10)
     fake_proc(tmp_path, 40, 160, {10: (1, 20), 11: (10, 0), 12: (11, 10), 20: (1, 10)})
     assert busy.reading() == 0.0
+    # the workers end and are reaped over an idle 100 ticks: their 10 move to their parent's cutime,
+    # and are not taken for another process's work
+    write(tmp_path / "stat", "cpu  40 0 0 260 0 0 0 0 0 0\n")
+    for gone in (11, 12):
+        (tmp_path / str(gone) / "stat").unlink()
+    write(tmp_path / "10" / "stat", "10 (python x) S 1 1 1 0 -1 4194560 0 0 0 0 20 0 10 0 20 0\n")
+    assert busy.reading() == 0.0
     assert BusyCores(tmp_path / "absent").reading() is None
 
 
@@ -181,9 +188,10 @@ class ScriptedLoad:
 
 def test_the_watch_gives_cores_up_while_others_work_and_takes_them_back(restore_threads):
     torch.set_num_threads(2)
-    watch = CoreWatch(2, interval=0.0, busy=ScriptedLoad([0.1, 1.9, 1.2, None, 0.2]))
-    assert watch.check() is None and torch.get_num_threads() == 2
+    watch = CoreWatch(2, interval=0.0, busy=ScriptedLoad([0.1, 0.6, 1.9, 1.2, None, 0.4, 0.2]))
+    assert watch.check() is None and watch.check() is None and torch.get_num_threads() == 2  # 0.6: not clearly shared
     assert watch.check() == "threads: 2 -> 1 (1.9 CPUs busy with other work)" and torch.get_num_threads() == 1
     assert watch.check() is None and watch.check() is None and torch.get_num_threads() == 1
+    assert watch.check() is None and torch.get_num_threads() == 1  # 0.4: not clearly free
     assert watch.check() == "threads: 1 -> 2 (0.2 CPUs busy with other work)" and torch.get_num_threads() == 2
     assert CoreWatch(2, interval=3600.0, busy=ScriptedLoad([])).check() is None  # not before its interval

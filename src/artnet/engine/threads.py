@@ -41,7 +41,8 @@ SETTING_ENV = "ARTNET_THREADS"  # auto (default) | torch | a number
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SELF_CGROUP = Path("/proc/self/cgroup")
 PROC = Path("/proc")
-SHARED_WHEN_BUSY = 0.5  # CPUs kept busy by other processes from which the cores count as shared
+SHARED_WHEN_BUSY = 0.75  # CPUs kept busy by other processes from which the cores count as shared
+FREE_WHEN_BUSY = 0.25  # ... and below which a watched job takes its cores back (between the two: as it is)
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,11 @@ def _family_ticks(proc: Path, root: int) -> int:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # gone meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) ": state ppid ... utime stime
-        parents[int(entry.name)], used[int(entry.name)] = int(fields[1]), int(fields[11]) + int(fields[12])
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) ": state ppid ... utime stime cutime cstime
+        # with the children it has reaped (cutime, cstime): a DataLoader's workers of the last epoch
+        # leave the family, their time does not
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = sum(int(value) for value in fields[11:15])
     family, grown = {root}, True
     while grown:
         children = {pid for pid, parent in parents.items() if parent in family and pid not in family}
@@ -297,8 +301,8 @@ class CoreWatch:
         busy = self.busy.reading()
         if busy is None:
             return None
-        # our own threads' time is not counted as busy, but fewer threads of ours leave room that
-        # others fill: hold the lower count until the others go below the threshold
+        if FREE_WHEN_BUSY <= busy < SHARED_WHEN_BUSY:
+            return None  # neither clearly shared nor clearly free: no flapping on noise
         threads = leave_busy_cores(self.cores, busy)
         if threads == self.threads:
             return None
