@@ -5,9 +5,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# The suite runs many small torch processes beside each other (servers, CLI runs, DataLoader
+# workers, pytest itself): their idle OpenMP threads sleep at once rather than spin against each
+# other. Set before torch loads here, inherited by every process a test starts; the tests of the
+# choice itself (tests/engine/test_threads.py) clear it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ARTNET_SHARED", ROOT.parent / "shared"))
