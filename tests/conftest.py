@@ -21,6 +21,15 @@ REFERENCE = SHARED / "reference" / "artnet"
 MEDIA = SHARED / "media"
 
 
+def default_ctrl_c() -> None:
+    """preexec_fn of a process a test interrupts with SIGINT: Ctrl-C as a terminal has it. A suite
+    started in the background by a script (``cmd &``) or by nohup runs with SIGINT ignored, and a
+    child would inherit that."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def benchmark_script(name: str):
     """``benchmarks/<name>.py`` imported as a module (benchmarks are scripts, not a package)."""

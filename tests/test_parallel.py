@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from .conftest import ROOT, child_pids, is_running, wait_until
+from .conftest import ROOT, child_pids, default_ctrl_c, is_running, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
 
@@ -33,7 +33,9 @@ def _start(tmp_path, **popen):
     script = tmp_path / "work.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    process = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True, **popen)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_ctrl_c, **popen
+    )
     assert wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2, timeout=60), "the workers did not start"
     workers = child_pids(process.pid)
     assert len(workers) == 2

@@ -192,12 +192,14 @@ def test_an_interrupted_prepare_leaves_no_worker_and_a_rerun_cleans_up(long_vide
     import subprocess
     import sys
 
-    from ..conftest import ROOT, child_pids, is_running, wait_until
+    from ..conftest import ROOT, child_pids, default_ctrl_c, is_running, wait_until
 
     out = tmp_path / "frames"
     command = [sys.executable, "-m", "artnet", "prepare", str(long_videos), str(out), "--to", "frames", "--jobs", "2", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=default_ctrl_c
+    )
     try:
         assert wait_until(lambda: bool(out.is_dir() and _partials(out)), timeout=120), "no video was being converted"
         workers = child_pids(process.pid)
