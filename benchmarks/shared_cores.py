@@ -151,10 +151,10 @@ def run_round(mode: str, env: dict[str, str], dataset, work: Path, warmup: int, 
 
 def main_job_summary() -> str:
     config = load_config(default_recipe())
-    model, clip = config.model, config.data.clip
+    model = config.model
     return (
         f"batch {config.solver.batch_size}, {model.name} at width {model.width_mult:g},"
-        f" {clip.clip_len}x{clip.crop_size}x{clip.crop_size} clips, {config.data.num_workers} DataLoader workers"
+        f" {config.data.clip.summary()} clips, {config.data.num_workers} DataLoader workers"
     )
 
 

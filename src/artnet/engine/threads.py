@@ -185,18 +185,28 @@ class BusyCores:
     def reading(self) -> float | None:
         now, before = self._read(), self.last
         self.last = now
-        if now is None or before is None or now[0] <= before[0]:
-            return None
-        total, idle, ours = (a - b for a, b in zip(now, before))
-        cpus = os.cpu_count() or 1
-        return max(0.0, cpus * (total - idle - ours) / total)
+        return _busy_between(before, now)
+
+
+def _busy_between(before: tuple[int, ...] | None, after: tuple[int, ...] | None) -> float | None:
+    """CPUs busy between two readings of (all ticks, idle ticks[, ticks of ours, not counted])."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    total, idle, *ours = (a - b for a, b in zip(after, before))
+    return max(0.0, (os.cpu_count() or 1) * (total - idle - sum(ours)) / total)
 
 
 def busy_cpus(interval: float = 0.1, proc: Path = PROC) -> float | None:
-    """CPUs that other processes keep busy now, over a short sleep of this one."""
-    busy = BusyCores(proc)
+    """CPUs that other processes keep busy now: the machine's non-idle time over a short sleep of
+    this process, which so adds nothing (and has no children yet: no scan of the processes)."""
+    before = _cpu_ticks(proc)
     time.sleep(interval)
-    return busy.reading()
+    return _busy_between(before, _cpu_ticks(proc))
+
+
+def cores_shared(busy: float | None) -> bool:
+    """Whether other processes keep enough CPU busy (``busy``, None: unknown) to count the cores as shared."""
+    return busy is not None and busy >= SHARED_WHEN_BUSY
 
 
 @dataclass(frozen=True)
@@ -230,7 +240,7 @@ def configure_threads(environ: Mapping[str, str] | None = None, busy: float | No
     alone_in_job = int(environ.get("LOCAL_WORLD_SIZE", "1") or 1) == 1  # torchrun's siblings start together: not others
     if busy is None and alone_in_job and (choose_waiting or choose_count):
         busy = busy_cpus()
-    shared = busy is not None and busy >= SHARED_WHEN_BUSY
+    shared = cores_shared(busy)
     if "OMP_WAIT_POLICY" in environ:
         waiting = f"OpenMP waits as OMP_WAIT_POLICY={environ['OMP_WAIT_POLICY']} says"
     elif "torch" in sys.modules:
@@ -274,9 +284,7 @@ def core_watch() -> CoreWatch | None:
 
 def leave_busy_cores(cores: int, busy: float | None) -> int:
     """The threads to run on ``cores`` usable cores while others keep ``busy`` CPUs busy."""
-    if busy is None or busy < SHARED_WHEN_BUSY:
-        return cores
-    return max(1, cores - round(busy))
+    return max(1, cores - round(busy)) if cores_shared(busy) else cores
 
 
 class CoreWatch:
