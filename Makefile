@@ -1,18 +1,24 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install.
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install:
+# the demo only what it runs (artnet and matplotlib for its charts), the tests the extras too.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: install demo test bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(VENV)/.installed-demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[plots]'
 	touch $@
 
-install: $(BIN)/.installed
+$(VENV)/.installed-dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-demo  # the demo's needs are a part of these
 
-demo: install
+install: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed-demo
 	$(BIN)/artnet demo
 
 test: install

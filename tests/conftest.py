@@ -7,9 +7,13 @@ from pathlib import Path
 
 # The suite runs many small torch processes beside each other (servers, CLI runs, DataLoader
 # workers, pytest itself): their idle OpenMP threads sleep at once rather than spin against each
-# other. Set before torch loads here, inherited by every process a test starts; the tests of the
-# choice itself (tests/engine/test_threads.py) clear it.
+# other. And artnet's own choice of threads, which looks at how busy the machine is, stays out of
+# the runs the suite makes (a CLI command run in pytest's process would otherwise change the
+# threads of the tests after it, and print a line a test compares, as the machine's load has it):
+# PyTorch's defaults stand. Set before torch loads, inherited by every process a test starts; the
+# tests of the choice itself (tests/engine/test_threads.py) give it explicit environments and loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("ARTNET_THREADS", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
