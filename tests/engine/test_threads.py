@@ -2,6 +2,7 @@
 set wins, the wait policy chosen from how busy the machine is before torch loads, and the watch
 that gives a training run's cores up while other work runs and takes them back after."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -152,21 +153,28 @@ def test_the_cli_chooses_before_torch_loads():
     assert error == "artnet info: error: give a model name or --all" and result.returncode == 2
 
 
-def fake_proc(folder, machine_busy, machine_idle, processes):
-    """A /proc with the machine's ticks and processes {pid: (ppid, ticks used)}."""
+def fake_proc(folder, machine_busy, machine_idle, processes, children_lists=False):
+    """A /proc with the machine's ticks and processes {pid: (ppid, ticks used)}; ``children_lists``:
+    also each process's list of children (in the file of its main thread, as the kernel keeps it)."""
     write(folder / "stat", f"cpu  {machine_busy} 0 0 {machine_idle} 0 0 0 0 0 0\ncpu0 1 2 3 4\n")
     for pid, (ppid, used) in processes.items():
         write(folder / str(pid) / "stat", f"{pid} (python x) S {ppid} 1 1 0 -1 4194560 0 0 0 0 {used} 0 0 0 20 0\n")
+        if children_lists:
+            children = " ".join(str(child) for child, (parent, _) in processes.items() if parent == pid)
+            write(folder / str(pid) / "task" / str(pid) / "children", f"{children} " if children else "")
+            (folder / str(pid) / "task" / f"{pid + 1000}").mkdir(exist_ok=True)  # a thread that started no process
 
 
-def test_busy_cores_count_other_processes_but_not_ours_and_our_workers(tmp_path):
+@pytest.mark.parametrize("children_lists", [True, False], ids=["children-lists", "parents-only"])
+def test_busy_cores_count_other_processes_but_not_ours_and_our_workers(tmp_path, children_lists):
     cpus = os.cpu_count()
-    fake_proc(tmp_path, 0, 0, {10: (1, 0), 11: (10, 0), 12: (11, 0), 20: (1, 0)})
+    make_proc = functools.partial(fake_proc, children_lists=children_lists)
+    make_proc(tmp_path, 0, 0, {10: (1, 0), 11: (10, 0), 12: (11, 0), 20: (1, 0)})
     busy = BusyCores(tmp_path, pid=10)
     # 100 ticks of the machine: 60 idle; 30 used by us (10) and our worker's worker (12), 10 by process 20
-    fake_proc(tmp_path, 40, 60, {10: (1, 20), 11: (10, 0), 12: (11, 10), 20: (1, 10)})
+    make_proc(tmp_path, 40, 60, {10: (1, 20), 11: (10, 0), 12: (11, 10), 20: (1, 10)})
     assert busy.reading() == pytest.approx(cpus * 0.10)
-    fake_proc(tmp_path, 40, 160, {10: (1, 20), 11: (10, 0), 12: (11, 10), 20: (1, 10)})
+    make_proc(tmp_path, 40, 160, {10: (1, 20), 11: (10, 0), 12: (11, 10), 20: (1, 10)})
     assert busy.reading() == 0.0
     # the workers end and are reaped over an idle 100 ticks: their 10 move to their parent's cutime,
     # and are not taken for another process's work
@@ -176,6 +184,15 @@ def test_busy_cores_count_other_processes_but_not_ours_and_our_workers(tmp_path)
     write(tmp_path / "10" / "stat", "10 (python x) S 1 1 1 0 -1 4194560 0 0 0 0 20 0 10 0 20 0\n")
     assert busy.reading() == 0.0
     assert BusyCores(tmp_path / "absent").reading() is None
+
+
+def test_with_children_lists_only_the_family_is_read(tmp_path):
+    """On a node of thousands of processes the watch reads a few files, not every process's."""
+    fake_proc(tmp_path, 0, 0, {10: (1, 0), 11: (10, 0), 20: (1, 0)}, children_lists=True)
+    busy = BusyCores(tmp_path, pid=10)
+    fake_proc(tmp_path, 50, 50, {10: (1, 20), 11: (10, 10), 20: (1, 20)}, children_lists=True)
+    write(tmp_path / "20" / "stat", "unreadable")  # were it read, the reading would fail
+    assert busy.reading() == pytest.approx(os.cpu_count() * 0.2)
 
 
 class ScriptedLoad:
@@ -195,3 +212,18 @@ def test_the_watch_gives_cores_up_while_others_work_and_takes_them_back(restore_
     assert watch.check() is None and torch.get_num_threads() == 1  # 0.4: not clearly free
     assert watch.check() == "threads: 1 -> 2 (0.2 CPUs busy with other work)" and torch.get_num_threads() == 2
     assert CoreWatch(2, interval=3600.0, busy=ScriptedLoad([])).check() is None  # not before its interval
+
+
+def test_help_and_version_do_not_wait_to_sample_the_machine(monkeypatch, capsys):
+    def sample(*_):
+        raise AssertionError("sampled the machine")
+
+    monkeypatch.setenv("ARTNET_THREADS", "auto")
+    monkeypatch.setattr("artnet.engine.threads.busy_cpus", sample)
+    from artnet.cli import main
+
+    for flags in (["--help"], ["train", "-h"], ["--version"]):
+        with pytest.raises(SystemExit) as stopped:
+            main(flags)
+        assert stopped.value.code == 0
+    assert "usage: artnet" in capsys.readouterr().out

@@ -54,14 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from ..engine.threads import configure_threads
 
-    try:
-        threads = configure_threads()  # first: OpenMP reads its wait policy when torch loads, and the parser loads torch
-    except ArtnetError as error:
-        print(f"artnet: error: {error}", file=sys.stderr)
-        return 2
+    threads = None
+    if not {"-h", "--help", "--version"} & set(sys.argv[1:] if argv is None else argv):  # those run nothing
+        try:
+            threads = configure_threads()  # first: OpenMP reads its wait policy when torch loads, and the parser loads torch
+        except ArtnetError as error:
+            print(f"artnet: error: {error}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
-    if threads.changed:
+    if threads and threads.changed:
         print(f"artnet {args.command}: {threads.message}", file=sys.stderr)
     try:
         return int(args.run(args) or 0)

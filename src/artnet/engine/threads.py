@@ -142,26 +142,61 @@ def _cpu_ticks(proc: Path) -> tuple[int, int] | None:
 
 
 def _family_ticks(proc: Path, root: int) -> int:
-    """CPU ticks used so far by process ``root`` and its descendants (a DataLoader's workers)."""
-    parents, used = {}, {}
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
+    """CPU ticks used so far by process ``root`` and its descendants (a DataLoader's workers).
+
+    The family is walked down from ``root`` through the kernel's lists of each thread's children
+    (``/proc/PID/task/TID/children``), a few files however many processes the machine runs; where
+    the kernel keeps no such lists, every process's parent is read instead."""
+    family = _descendants(proc, root)
+    if family is None:
+        parents = {pid: stat[0] for pid, stat in _process_stats(proc, [e.name for e in proc.iterdir()]).items()}
+        family, grown = {root}, True
+        while grown:
+            children = {pid for pid, parent in parents.items() if parent in family and pid not in family}
+            family |= children
+            grown = bool(children)
+    return sum(used for _, used in _process_stats(proc, family).values())
+
+
+def _descendants(proc: Path, root: int) -> set[int] | None:
+    """``root`` and the processes below it, from the children lists; None where there are none to read."""
+    family, todo = {root}, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = list((proc / str(pid) / "task").iterdir())
+        except OSError:
+            if pid == root:
+                return None
+            continue  # gone meanwhile
+        lists = [task / "children" for task in tasks]
+        if pid == root and not any(path.exists() for path in lists):
+            return None
+        for path in lists:
+            try:
+                children = {int(child) for child in path.read_text().split()} - family
+            except (OSError, ValueError):
+                continue
+            family |= children
+            todo += children
+    return family
+
+
+def _process_stats(proc: Path, pids) -> dict[int, tuple[int, int]]:
+    """{pid: (parent, CPU ticks used)} of the processes among ``pids`` that can be read."""
+    stats = {}
+    for pid in pids:
+        if not str(pid).isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            stat = (proc / str(pid) / "stat").read_text()
         except OSError:
             continue  # gone meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) ": state ppid ... utime stime cutime cstime
         # with the children it has reaped (cutime, cstime): a DataLoader's workers of the last epoch
         # leave the family, their time does not
-        parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = sum(int(value) for value in fields[11:15])
-    family, grown = {root}, True
-    while grown:
-        children = {pid for pid, parent in parents.items() if parent in family and pid not in family}
-        family |= children
-        grown = bool(children)
-    return sum(used.get(pid, 0) for pid in family)
+        stats[int(pid)] = (int(fields[1]), sum(int(value) for value in fields[11:15]))
+    return stats
 
 
 class BusyCores:
