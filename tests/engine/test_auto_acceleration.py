@@ -292,3 +292,92 @@ def test_test_and_predict_default_to_auto_and_say_so_in_one_line(synthetic, refe
         lines = [line for line in (result.stdout + result.stderr).splitlines() if "acceleration auto:" in line]
         assert len(lines) == 1 and lines[0].startswith("acceleration auto: ") and re.search(r" at batch \d+", lines[0]), lines
     assert "acceleration auto: " in predicted.stderr  # the log's stream: stdout holds the predictions
+
+
+# --- train.precision: auto ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def right_gradients(monkeypatch):
+    """The gradient check passes, whichever CPU runs the test (it fails on AVX-512 CPUs without AMX)."""
+    from artnet.engine import acceleration
+
+    monkeypatch.setattr(acceleration, "_conv_weight_gradient_agreement", lambda dtype, channels_last: 1.0)
+
+
+def _parameters(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    "seconds, expected, note",
+    [
+        (NATIVE_BF16, "bf16", None),
+        (AVX2_ONLY, "fp32", "bf16: no fast kernel (a 3D convolution 100x slower than fp32)"),
+        ({"fp32": 1.0, "bf16": 0.95}, "fp32", "bf16 1.05x, under the 1.10x it must gain"),
+    ],
+    ids=["native-bf16", "avx2-only", "bf16-barely-faster"],
+)
+def test_training_auto_takes_bf16_only_where_it_is_clearly_faster(model, clips, cache, right_gradients, seconds, expected, note):
+    model.train()
+    before = _parameters(model)
+    clock = FakeClock(seconds)
+    choice = auto.choose_training_precision(model, clips, cache=cache, time_call=clock)
+    assert choice.acceleration == Acceleration(expected)
+    assert choice.reason.startswith(f"precision auto: {expected}") and "\n" not in choice.reason
+    if expected == "bf16":
+        assert choice.reason.startswith("precision auto: bf16, 2.50x fp32 a training step on ")
+        assert "round" in clock.stages("bf16")
+    else:
+        assert note in choice.reason
+    assert f"cached in {cache}" in choice.reason
+    # the probe trains copies: the model's weights, gradients and mode are as they were
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    assert all(p.grad is None for p in model.parameters()) and model.training
+
+
+def test_training_auto_refuses_bf16_where_its_gradients_are_wrong(model, clips, cache, monkeypatch):
+    from artnet.engine import acceleration
+
+    monkeypatch.setattr(acceleration, "_conv_weight_gradient_agreement", lambda dtype, channels_last: 0.37)
+    choice = auto.choose_training_precision(model.train(), clips, cache=cache, time_call=FakeClock(NATIVE_BF16))
+    assert choice.acceleration == Acceleration("fp32")
+    assert "bf16: its bf16 3D convolution computes wrong weight gradients (cosine 0.37 to fp32" in choice.reason
+
+
+def test_training_auto_reads_the_cached_speeds_and_keys_them_apart_from_inference(model, clips, cache, right_gradients):
+    first = auto.choose_training_precision(model.train(), clips, cache=cache, time_call=FakeClock(NATIVE_BF16))
+    clock = FakeClock(AVX2_ONLY)  # would pick fp32 if it were asked
+    again = auto.choose_training_precision(model, clips, cache=cache, time_call=clock)
+    assert again.acceleration == first.acceleration == Acceleration("bf16") and clock.calls == []
+    assert f"speeds cached in {cache} (probed at batch 2 on " in again.reason
+    inference = auto.choose_acceleration(model, clips, cache=cache, time_call=FakeClock(AVX2_ONLY))
+    assert inference.acceleration.precision == "fp32"  # the training entry is not read as inference speeds
+    keys = json.loads(cache.read_text())["choices"]
+    assert sum(key.startswith("training | ") for key in keys) == 1 and len(keys) == 2
+    assert auto.choose_training_precision(model, clips, cache=cache, reprobe=True, time_call=clock).acceleration == Acceleration("fp32")
+
+
+def test_real_training_probe_on_a_small_model(model, clips, cache):
+    """This machine's kernels: bf16 without a fast kernel (oneDNN reports no native bf16) is dropped
+    before any step; where bf16 is native, either pick may come out, said in one line."""
+    choice = auto.choose_training_precision(model.train(), clips, cache=cache)
+    assert choice.acceleration.precision in auto.TRAINING_PRECISIONS and not choice.acceleration.channels_last
+    trials = {t.acceleration.precision: t for t in choice.trials}
+    assert trials["fp32"].verdict == "ok" and trials["fp32"].speedup == 1.0
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert trials["bf16"].verdict == "slow" and choice.acceleration.precision == "fp32", choice.reason
+    assert choice.reason.startswith(f"precision auto: {choice.acceleration.precision}") and " at batch 2, " in choice.reason
+
+
+def test_train_with_precision_auto_records_its_pick_and_a_resumed_run_keeps_it(synthetic, tmp_path):
+    run_dir = tmp_path / "auto"
+    args = ("train", TINY_CONFIG, *tiny_overrides(synthetic, run_dir, "train.precision=auto", "solver.lr_steps=[]"))
+    first = cli(*args, "solver.max_iter=3")
+    lines = [line for line in first.stdout.splitlines() if line.startswith("precision auto: ")]
+    assert len(lines) == 1, first.stdout
+    picked = lines[0].removeprefix("precision auto: ").split(",")[0].split(" ")[0]
+    assert picked in auto.TRAINING_PRECISIONS
+    assert f"precision: {picked}\n" in (run_dir / "config.yaml").read_text()
+    resumed = cli(*args, "solver.max_iter=6")
+    assert f"precision auto: {picked}, as the run was started" in resumed.stdout and "resumed from" in resumed.stdout

@@ -157,7 +157,7 @@ BAD_VALUES = [
     ("model:\n  temporal_strides: [2, 1, 2, 2, 0]\n", 2, "'model.temporal_strides' must be 5 positive integers, got [2, 1, 2, 2, 0]"),
     ("model:\n  in_channels: 2\n", 2, "'model.in_channels' is 2, but data.clip.normalization caffe makes 3-channel clips; leave it out (the clip decides)"),
     ("train:\n  bn: freeze\n", 2, "'train.bn' must be one of train, frozen, partial, got 'freeze' (did you mean 'frozen'?)"),
-    ("train:\n  precision: fp64\n", 2, "'train.precision' must be one of fp32, bf16, fp16, got 'fp64' (did you mean 'fp16'?)"),
+    ("train:\n  precision: fp64\n", 2, "'train.precision' must be one of fp32, bf16, fp16, auto, got 'fp64' (did you mean 'fp16'?)"),
     ("train:\n  eval_protocol: 25x5\n", 2, "'train.eval_protocol' must be one of 1clip, 25x10, 10x3, 25x1, val, got '25x5' (did you mean '25x1'?)"),
     ("train:\n  device: cuda:1\n", 2, "'train.device' must be one of auto, cpu, cuda, got 'cuda:1' (did you mean 'cuda'?)"),
     ("train:\n  seed: -1\n", 2, "'train.seed' must be 0 or more, got -1"),

@@ -49,6 +49,10 @@ replaces the entry.
 
 With several processes on one machine (torchrun), let one process choose and broadcast the
 choice: processes probing side by side would time each other's contention.
+
+``train.precision: auto`` is :func:`choose_training_precision`: fp32 or bf16 autocast, by the same
+kernel check, the training gradient check of :meth:`Acceleration.check_training` and timed
+training steps, cached under a key of its own.
 """
 
 from __future__ import annotations
@@ -66,9 +70,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..data.clip import ClipSpec
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from ..machine import cache_dir, device_name, kernel_identity
 from ..outputs import atomic_write
 from .acceleration import Acceleration, parse_setting, relative_error
@@ -233,17 +238,7 @@ def choose_acceleration(
         if any(trial.verdict == "unchecked" for trial in trials):
             origin += ", not cached: these weights overflow, others of the same model may not"
         else:
-            entries[key] = {
-                "speeds": {trial.acceleration.name: _speed_entry(trial) for trial in trials},
-                "probed": f"probed at batch {timed_batch} on {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-            }
-            try:
-                _write_cache(path, entries)
-                origin += f", speeds cached in {path}"
-            except OSError as error:
-                origin += f", not cached ({error.strerror}: {path})"
-            except OutputError as error:  # a write that failed (a full disk): the choice stands, uncached
-                origin += f", not cached ({error})"
+            origin += _store_speeds(path, entries, key, trials, timed_batch)
     pick = pick_fastest(trials)
     summary = summarize(pick, trials, device_name(device))
     return Choice(pick.acceleration, f"acceleration auto: {summary}; {origin}", summary, tuple(trials))
@@ -358,19 +353,25 @@ def probe(
                 continue
             jobs[accel], logits[accel] = run, output
 
-        seconds: dict[Acceleration, list[float]] = {accel: [] for accel in jobs}
-        started = time.perf_counter()
-        for round_index in range(max(rounds, MIN_ROUNDS)):
-            if round_index >= MIN_ROUNDS and time.perf_counter() - started > budget_s:
-                break
-            for accel, run in jobs.items():
-                seconds[accel].append(time_call("round", accel, run)[1])
+        seconds = _median_seconds(jobs, time_call, rounds, budget_s)
     finally:
         model.train(was_training)
-    fp32_seconds = statistics.median(seconds[FP32])
     for accel in jobs:
-        trials[accel] = _judged(accel, logits[accel], reference, fp32_seconds / statistics.median(seconds[accel]))
+        trials[accel] = _judged(accel, logits[accel], reference, seconds[FP32] / seconds[accel])
     return [trials[accel] for accel in accelerations]
+
+
+def _median_seconds(jobs: dict[Acceleration, Callable[[], torch.Tensor]], time_call: TimeCall, rounds: int, budget_s: float) -> dict[Acceleration, float]:
+    """Step 5 of the module's doc: each job once per round (a busy neighbour slows all alike), ``rounds``
+    rounds or fewer once ``budget_s`` is spent (at least MIN_ROUNDS); each job's median seconds."""
+    seconds: dict[Acceleration, list[float]] = {accel: [] for accel in jobs}
+    started = time.perf_counter()
+    for round_index in range(max(rounds, MIN_ROUNDS)):
+        if round_index >= MIN_ROUNDS and time.perf_counter() - started > budget_s:
+            break
+        for accel, run in jobs.items():
+            seconds[accel].append(time_call("round", accel, run)[1])
+    return {accel: statistics.median(times) for accel, times in seconds.items()}
 
 
 def gate(model: nn.Module, example: torch.Tensor, speeds: list[Trial]) -> list[Trial]:
@@ -440,6 +441,115 @@ def summarize(pick: Trial, trials: list[Trial], where: str) -> str:
     return head + (f" (others: {'; '.join(others)}; a path must beat the more exact pick before it by {CLEAR_GAIN:.2f}x)" if others else "")
 
 
+# --- training: ``train.precision: auto`` -------------------------------------------------------
+
+TRAINING_PRECISIONS = ("fp32", "bf16")  # fp16 trains with a loss scaler and can underflow: a setting to make by hand
+
+
+def choose_training_precision(
+    model: nn.Module,
+    example: torch.Tensor,
+    *,
+    channels_last: bool = False,
+    identity: str | None = None,
+    cache: str | Path | None = None,
+    reprobe: bool | None = None,
+    time_call: TimeCall = measure,
+    rounds: int = 3,
+    budget_s: float = 20.0,
+) -> Choice:
+    """``train.precision: auto``: bf16 autocast where it trains right and clearly faster here, else fp32.
+
+    bf16 is ruled out where its 3D convolution has no fast kernel (:func:`kernel_slowdown`) or, on a
+    CPU, computes wrong weight gradients (:meth:`Acceleration.check_training`: oneDNN's AVX-512
+    kernel without AMX). Otherwise a training step (forward, cross-entropy, backward) of a copy of
+    ``model``, in its training mode, on ``example`` (a batch of the run's size, e.g.
+    :func:`probe_clips`) is timed in both precisions in interleaved rounds, and bf16 is the pick
+    when it is at least CLEAR_GAIN times as fast. There is no accuracy gate on the weights: a
+    training's result is not fp32's in any precision, and the gradient check is of the kernels.
+    The speeds are cached beside the inference probe's, under a key of their own.
+    """
+    device = next(model.parameters()).device
+    example = example.to(device)
+    candidates = [Acceleration(precision, channels_last) for precision in TRAINING_PRECISIONS]
+    key = f"training | {probe_key(model, example, identity)}"
+    path = Path(cache) if cache is not None else cache_dir() / CACHE_FILE
+    if reprobe is None:
+        reprobe = os.environ.get(REPROBE_ENV, "") not in ("", "0")
+    entries = _read_cache(path)
+    cached = None if reprobe else _cached_speeds(entries.get(key), candidates)
+    started = time.perf_counter()
+    if cached is not None:
+        speeds, probed = cached
+        trials = [Trial(t.acceleration, "ok", speedup=t.speedup) if math.isfinite(t.speedup) else t for t in speeds]
+        origin = f"speeds cached in {path} ({probed}); {REPROBE_ENV}=1 probes again"
+    else:
+        trials = _probe_training(model, example, candidates, time_call, rounds, budget_s)
+        origin = f"probed in {time.perf_counter() - started:.0f} s at batch {len(example)}"
+        origin += _store_speeds(path, entries, key, trials, len(example))
+    pick = pick_fastest(trials)
+    where = device_name(device)
+    if pick.acceleration.precision == "fp32":
+        head = f"fp32 on {where}"
+    else:
+        head = f"{pick.acceleration.precision}, {pick.speedup:.2f}x fp32 a training step on {where}"
+    others = [
+        f"{t.acceleration.precision} {t.speedup:.2f}x, under the {CLEAR_GAIN:.2f}x it must gain" if t.verdict == "ok" else f"{t.acceleration.precision}: {t.note}"
+        for t in trials
+        if t is not pick and t.acceleration.precision != "fp32"
+    ]
+    summary = head + (f" ({'; '.join(others)})" if others else "")
+    return Choice(pick.acceleration, f"precision auto: {summary}; {origin}", summary, tuple(trials))
+
+
+def _probe_training(
+    model: nn.Module, example: torch.Tensor, candidates: list[Acceleration], time_call: TimeCall, rounds: int, budget_s: float
+) -> list[Trial]:
+    """The trials of :func:`choose_training_precision`: the kernel and gradient checks, then the timed steps."""
+    trials: dict[Acceleration, Trial] = {}
+    jobs = {}
+    for accel in candidates:
+        if accel.precision != "fp32":
+            slowdown = kernel_slowdown(accel, example.device, time_call)
+            if slowdown > ABANDON_FACTOR:
+                trials[accel] = Trial(accel, "slow", note=f"no fast kernel (a 3D convolution {slowdown:.0f}x slower than fp32)")
+                continue
+            try:
+                accel.check_training(example.device.type)
+            except ConfigError as refusal:  # wrong weight gradients: the reason is in the refusal's words
+                trials[accel] = Trial(accel, "failed", note=str(refusal).split(": ", 1)[-1].split("; train with")[0])
+                continue
+        jobs[accel] = _training_step(model, example, accel)
+    for accel, run in list(jobs.items()):
+        try:
+            time_call("first call", accel, run)  # the warm-up (and oneDNN's kernel creation)
+        except Exception as failure:  # noqa: BLE001  (as in probe: it only rules the path out; fp32 is not guarded)
+            if accel.precision == "fp32":
+                raise
+            trials[accel] = _failed(accel, failure)
+            del jobs[accel]
+    seconds = _median_seconds(jobs, time_call, rounds, budget_s)
+    for accel in jobs:
+        trials[accel] = Trial(accel, "ok", speedup=seconds[candidates[0]] / seconds[accel])
+    return [trials[accel] for accel in candidates]
+
+
+def _training_step(model: nn.Module, example: torch.Tensor, accel: Acceleration) -> Callable[[], torch.Tensor]:
+    """One training step of a copy of ``model`` (its modes kept: frozen BN stays frozen) under ``accel``."""
+    net = accel.apply(copy.deepcopy(model))
+    x = accel.prepare_input(example)
+    labels = torch.zeros(len(example), dtype=torch.long, device=example.device)
+
+    def step() -> torch.Tensor:
+        net.zero_grad(set_to_none=True)
+        with accel.autocast(example.device.type):
+            logits = net(x)
+        F.cross_entropy(logits.float(), labels).backward()
+        return logits.detach()
+
+    return step
+
+
 # --- the cache --------------------------------------------------------------------------------
 
 
@@ -484,6 +594,21 @@ def _cached_speeds(entry: object, accelerations: list[Acceleration]) -> tuple[li
     if not math.isfinite(trials[0].speedup):
         return None
     return trials, entry["probed"]
+
+
+def _store_speeds(path: Path, entries: dict[str, dict], key: str, trials: list[Trial], batch: int) -> str:
+    """Cache a probe's speeds under ``key``; what the log line says of it (a failed write leaves the choice standing)."""
+    entries[key] = {
+        "speeds": {trial.acceleration.name: _speed_entry(trial) for trial in trials},
+        "probed": f"probed at batch {batch} on {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+    }
+    try:
+        _write_cache(path, entries)
+        return f", speeds cached in {path}"
+    except OSError as error:
+        return f", not cached ({error.strerror}: {path})"
+    except OutputError as error:  # a write that failed (a full disk)
+        return f", not cached ({error})"
 
 
 def _write_cache(path: Path, entries: dict[str, dict]) -> None:

@@ -33,7 +33,7 @@ from ..data.readers import BACKENDS, check_frame_pattern
 from ..errors import ConfigError, DataError, InvalidValue
 from ..models.registry import check_options
 from ..outputs import atomic_write
-from .acceleration import PRECISIONS, parse_setting
+from .acceleration import AUTO, PRECISIONS, parse_setting
 from .builders import BN_MODES
 from .distributed import DEVICES
 from .evaluate import PROTOCOLS
@@ -160,7 +160,7 @@ class TrainConfig:
     deterministic: bool = False
     bn: str = "train"  # train | frozen | partial (TSN: freeze all BN but the first)
     sync_bn: bool = False  # upstream: per-process BN statistics
-    precision: str = "fp32"  # fp32 | bf16 | fp16
+    precision: str = "fp32"  # fp32 | bf16 | fp16 | auto (bf16 where it trains right and clearly faster here)
     channels_last: bool = False
     compile: bool = False
     cudnn_benchmark: bool = True
@@ -177,7 +177,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _choice(self, "bn", BN_MODES)
-        _choice(self, "precision", tuple(PRECISIONS))
+        _choice(self, "precision", (*PRECISIONS, AUTO))
         _choice(self, "eval_protocol", tuple(PROTOCOLS))
         _choice(self, "device", DEVICES)
         _at_least(self, 0, "seed", "eval_interval", "eval_max_videos")

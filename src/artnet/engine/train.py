@@ -13,6 +13,7 @@ and how to resume (:mod:`artnet.engine.faults`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import shutil
 import time
@@ -28,9 +29,10 @@ from ..data import seed_worker
 from ..errors import ConfigError, DivergedError
 from ..models.tsn import consensus_forward
 from ..outputs import output_folder, refuse_replacing
-from .acceleration import Acceleration
+from .acceleration import AUTO, PRECISIONS, Acceleration
+from .auto_acceleration import choose_training_precision, probe_clips
 from .builders import build_dataset, build_model, load_init_weights, set_train_mode
-from .checkpoint import RunCheckpoints, Trainables, TrainingState, capture_rng, model_payload, seed_everything
+from .checkpoint import RunCheckpoints, Trainables, TrainingState, capture_rng, load_checkpoint, model_payload, seed_everything
 from .config import Config, config_to_dict, save_config, written_by_artnet
 from .distributed import (
     DistributedEnv,
@@ -103,10 +105,13 @@ def _train(config: Config, env: DistributedEnv) -> dict:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(env.device)
     set_train_mode(model, config.train.bn)
+    plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
+    if config.train.precision == AUTO:  # resolved once: the checkpoints and config.yaml say what ran
+        precision = _auto_precision(config, model, plan, env, resume_from)
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, precision=precision))
     accel = Acceleration(config.train.precision, config.train.channels_last, config.train.compile)
     accel.check_training(env.device.type)
     trainables = Trainables(model, build_optimizer(model, config.solver), accel.grad_scaler(env.device.type))
-    plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
 
     def payload(**extra) -> dict:  # what best.pt, final.pt and the iteration checkpoints say about the model
         return model_payload(model, classes, config.data.clip, config.data.flip_settings, config=config_to_dict(config), **extra)
@@ -313,6 +318,20 @@ def micro_batches(dataset, sampler: ResumableSampler, position: TrainingState, s
             yield clips, labels
         position.epoch += 1
         position.consumed = 0
+
+
+def _auto_precision(config: Config, model: nn.Module, plan: BatchPlan, env: DistributedEnv, resume_from: Path | None) -> str:
+    """``train.precision: auto``: a resumed run keeps the precision it started with (its checkpoint's
+    config says which); a new one is chosen by the main process on probe clips of the run's micro-batch."""
+    if resume_from is not None:
+        recorded = load_checkpoint(resume_from).get("config", {}).get("train", {}).get("precision")
+        if recorded in PRECISIONS:
+            _say(env, f"precision auto: {recorded}, as the run was started")
+            return recorded
+    example = probe_clips(config.data.clip, batch=plan.micro_batch).to(env.device)
+    choice = on_main_process(lambda: choose_training_precision(model, example, channels_last=config.train.channels_last), env)
+    _say(env, choice.reason)
+    return choice.acceleration.precision
 
 
 def _say(env: DistributedEnv, text: str) -> None:
