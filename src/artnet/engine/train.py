@@ -322,13 +322,14 @@ def micro_batches(dataset, sampler: ResumableSampler, position: TrainingState, s
 
 def _auto_precision(config: Config, model: nn.Module, plan: BatchPlan, env: DistributedEnv, resume_from: Path | None) -> str:
     """``train.precision: auto``: a resumed run keeps the precision it started with (its checkpoint's
-    config says which); a new one is chosen by the main process on probe clips of the run's micro-batch."""
+    config says which); a new one is chosen by the main process on as many probe clips as a step takes."""
     if resume_from is not None:
         recorded = load_checkpoint(resume_from).get("config", {}).get("train", {}).get("precision")
         if recorded in PRECISIONS:
             _say(env, f"precision auto: {recorded}, as the run was started")
             return recorded
-    example = probe_clips(config.data.clip, batch=plan.micro_batch).to(env.device)
+    clips_per_step = plan.micro_batch * config.data.clip.num_segments  # TSN: every segment of every video is a clip
+    example = probe_clips(config.data.clip, batch=clips_per_step).to(env.device)
     choice = on_main_process(lambda: choose_training_precision(model, example, channels_last=config.train.channels_last), env)
     _say(env, choice.reason)
     return choice.acceleration.precision
