@@ -135,16 +135,23 @@ class Acceleration:
             except (RuntimeError, UserWarning) as error:
                 raise ConfigError(f"precision={self.precision!r} is not supported on {device_type}: {error}") from None
 
-    def check_training(self, device_type: str = "cpu") -> None:
-        """Raise ConfigError if this precision computes wrong gradients here (a probe, cached)."""
+    def training_fault(self, device_type: str = "cpu") -> str | None:
+        """Why this precision cannot train here (its kernels compute wrong gradients; a probe, cached), or None."""
         if self.precision == "fp32" or device_type != "cpu":
-            return
+            return None
         agreement = _conv_weight_gradient_agreement(self.dtype, self.channels_last)
-        if not agreement > 0.99:  # NaN too
-            raise ConfigError(
-                f"precision={self.precision!r} cannot train on this CPU: its {self.precision} 3D convolution computes wrong "
-                f"weight gradients (cosine {agreement:.2f} to fp32 on a probe; a oneDNN kernel); train with precision='fp32'"
-            )
+        if agreement > 0.99:  # NaN fails
+            return None
+        return (
+            f"its {self.precision} 3D convolution computes wrong weight gradients "
+            f"(cosine {agreement:.2f} to fp32 on a probe; a oneDNN kernel)"
+        )
+
+    def check_training(self, device_type: str = "cpu") -> None:
+        """Raise ConfigError if this precision computes wrong gradients here (:meth:`training_fault`)."""
+        fault = self.training_fault(device_type)
+        if fault is not None:
+            raise ConfigError(f"precision={self.precision!r} cannot train on this CPU: {fault}; train with precision='fp32'")
 
     def grad_scaler(self, device_type: str = "cpu") -> torch.amp.GradScaler:
         """Loss scaling for fp16 training (its small range underflows gradients); a no-op otherwise."""

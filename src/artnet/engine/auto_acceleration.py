@@ -73,7 +73,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.clip import ClipSpec
-from ..errors import ConfigError, OutputError
+from ..errors import OutputError
 from ..machine import cache_dir, device_name, kernel_identity
 from ..outputs import atomic_write
 from .acceleration import Acceleration, parse_setting, relative_error
@@ -219,12 +219,8 @@ def choose_acceleration(
     example = example.to(device)
     batch = batch or len(example)
     key = probe_key(model, example, identity, batch)
-    path = Path(cache) if cache is not None else cache_dir() / CACHE_FILE
-    if reprobe is None:
-        reprobe = os.environ.get(REPROBE_ENV, "") not in ("", "0")
-    entries = _read_cache(path)
     accelerations = candidates(device)
-    cached = None if reprobe else _cached_speeds(entries.get(key), accelerations)
+    path, entries, cached = _open_cache(cache, reprobe, key, accelerations)
 
     started = time.perf_counter()
     if cached is not None:
@@ -473,11 +469,7 @@ def choose_training_precision(
     example = example.to(device)
     candidates = [Acceleration(precision, channels_last) for precision in TRAINING_PRECISIONS]
     key = f"training | {probe_key(model, example, identity)}"
-    path = Path(cache) if cache is not None else cache_dir() / CACHE_FILE
-    if reprobe is None:
-        reprobe = os.environ.get(REPROBE_ENV, "") not in ("", "0")
-    entries = _read_cache(path)
-    cached = None if reprobe else _cached_speeds(entries.get(key), candidates)
+    path, entries, cached = _open_cache(cache, reprobe, key, candidates)
     started = time.perf_counter()
     if cached is not None:
         speeds, probed = cached
@@ -514,10 +506,9 @@ def _probe_training(
             if slowdown > ABANDON_FACTOR:
                 trials[accel] = Trial(accel, "slow", note=f"no fast kernel (a 3D convolution {slowdown:.0f}x slower than fp32)")
                 continue
-            try:
-                accel.check_training(example.device.type)
-            except ConfigError as refusal:  # wrong weight gradients: the reason is in the refusal's words
-                trials[accel] = Trial(accel, "failed", note=str(refusal).split(": ", 1)[-1].split("; train with")[0])
+            fault = accel.training_fault(example.device.type)
+            if fault is not None:
+                trials[accel] = Trial(accel, "failed", note=fault)
                 continue
         jobs[accel] = _training_step(model, example, accel)
     for accel, run in list(jobs.items()):
@@ -551,6 +542,19 @@ def _training_step(model: nn.Module, example: torch.Tensor, accel: Acceleration)
 
 
 # --- the cache --------------------------------------------------------------------------------
+
+
+def _open_cache(
+    cache: str | Path | None, reprobe: bool | None, key: str, accelerations: list[Acceleration]
+) -> tuple[Path, dict[str, dict], tuple[list[Trial], str] | None]:
+    """The cache file (``cache``, default ``<cache_dir()>/acceleration.json``), its entries, and the
+    speeds cached under ``key`` for ``accelerations`` (None when asked to probe again: ``reprobe``,
+    default ``$ARTNET_REPROBE`` set and not 0)."""
+    path = Path(cache) if cache is not None else cache_dir() / CACHE_FILE
+    if reprobe is None:
+        reprobe = os.environ.get(REPROBE_ENV, "") not in ("", "0")
+    entries = _read_cache(path)
+    return path, entries, None if reprobe else _cached_speeds(entries.get(key), accelerations)
 
 
 def _read_cache(path: Path) -> dict[str, dict]:

@@ -407,9 +407,10 @@ class RunCheckpoints:
             old.unlink(missing_ok=True)
         return path
 
-    def restore(self, path: Path, trainables: Trainables, rank: int, world_size: int) -> TrainingState:
-        """Load a training state into ``trainables`` (and this process's RNGs); returns where it stood."""
-        checkpoint = load_checkpoint(path)
+    def restore(self, path: Path, trainables: Trainables, rank: int, world_size: int, checkpoint: dict[str, Any] | None = None) -> TrainingState:
+        """Load a training state into ``trainables`` (and this process's RNGs); returns where it stood.
+        ``checkpoint``: ``path`` as :func:`load_checkpoint` read it, where the caller has it already."""
+        checkpoint = load_checkpoint(path) if checkpoint is None else checkpoint
         if "optimizer" not in checkpoint:
             raise CheckpointError(f"{path}: holds weights only, not a training state to resume")
         load_state(trainables.model, checkpoint["state_dict"], str(path))

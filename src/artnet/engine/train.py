@@ -106,8 +106,9 @@ def _train(config: Config, env: DistributedEnv) -> dict:
     model.to(env.device)
     set_train_mode(model, config.train.bn)
     plan = BatchPlan.make(config.solver.batch_size, env.world_size, config.solver.micro_batch)
+    resumed = load_checkpoint(resume_from) if resume_from is not None else None  # read once: precision auto and restore
     if config.train.precision == AUTO:  # resolved once: the checkpoints and config.yaml say what ran
-        precision = _auto_precision(config, model, plan, env, resume_from)
+        precision = _auto_precision(config, model, plan, env, resumed)
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, precision=precision))
     accel = Acceleration(config.train.precision, config.train.channels_last, config.train.compile)
     accel.check_training(env.device.type)
@@ -119,7 +120,7 @@ def _train(config: Config, env: DistributedEnv) -> dict:
     # Resume from the newest checkpoint of this run, if there is one.
     state = TrainingState()
     if resume_from is not None:
-        state = checkpoints.restore(resume_from, trainables, env.rank, env.world_size)
+        state = checkpoints.restore(resume_from, trainables, env.rank, env.world_size, checkpoint=resumed)
         if env.is_main:
             checkpoints.forget_after(state.iteration)
         _say(env, f"resumed from {resume_from} at iteration {state.iteration}")
@@ -320,11 +321,11 @@ def micro_batches(dataset, sampler: ResumableSampler, position: TrainingState, s
         position.consumed = 0
 
 
-def _auto_precision(config: Config, model: nn.Module, plan: BatchPlan, env: DistributedEnv, resume_from: Path | None) -> str:
-    """``train.precision: auto``: a resumed run keeps the precision it started with (its checkpoint's
-    config says which); a new one is chosen by the main process on as many probe clips as a step takes."""
-    if resume_from is not None:
-        recorded = load_checkpoint(resume_from).get("config", {}).get("train", {}).get("precision")
+def _auto_precision(config: Config, model: nn.Module, plan: BatchPlan, env: DistributedEnv, resumed: dict | None) -> str:
+    """``train.precision: auto``: a resumed run keeps the precision it started with (``resumed``, its
+    checkpoint, says which); a new one is chosen by the main process on as many probe clips as a step takes."""
+    if resumed is not None:
+        recorded = resumed.get("config", {}).get("train", {}).get("precision")
         if recorded in PRECISIONS:
             _say(env, f"precision auto: {recorded}, as the run was started")
             return recorded
