@@ -11,6 +11,9 @@ Every command that writes follows four rules (``docs/bad-input.md``):
   that fails (a full disk) removes the temporary file and leaves the old file as it was;
 * an output is never one of the command's inputs (:func:`not_an_input`), whatever the user asks.
 
+A folder that several processes may build at once (the built-in dataset's cache, which two
+``artnet demo`` runs share) is built under :func:`folder_lock`: the second waits, then finds it built.
+
 Files are created with the permissions of any other file the user makes (``0o666`` less the umask),
 not the ``0o600`` of a temporary file.
 """
@@ -18,12 +21,15 @@ not the ``0o600`` of a temporary file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from .errors import OutputError
+
+log = logging.getLogger(__name__)
 
 
 def output_folder(path: str | os.PathLike) -> Path:
@@ -83,6 +89,34 @@ def refuse_replacing(folder: Path, found: list[Path], what: str, how: str) -> No
     if found:
         names = ", ".join(p.relative_to(folder).as_posix() for p in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         raise OutputError(f"{folder}: holds {what} ({names}); {how}")
+
+
+@contextlib.contextmanager
+def folder_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the folder ``path`` for this process alone while the block runs; a process that finds it
+    held says so on the log and waits.
+
+    An advisory ``flock`` on the folder itself, so nothing is written into it; the system releases
+    it when the process ends, killed or not. Where there is no ``flock`` (Windows) or the file
+    system refuses one on a folder (some network mounts), the block runs unguarded.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("%s: another process is writing here; waiting for it", path)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:
+            pass  # no lock to be had on this file system: unguarded, as without flock
+        yield
+    finally:
+        os.close(descriptor)  # and with it the lock
 
 
 @contextlib.contextmanager

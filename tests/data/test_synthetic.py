@@ -5,6 +5,8 @@ Everything is generated here into tmp folders at a small size and decoded back w
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -16,6 +18,7 @@ from artnet.cli import main
 from artnet.data.h264 import rgb_to_yuv
 from artnet.data.synthetic import CLASSES, MANIFEST, generate, load, render_clip, render_mask
 from artnet.errors import DataError
+from artnet.outputs import folder_lock
 
 SMALL = {"clips_per_class": 2, "num_frames": 20, "height": 48, "width": 64}
 PAIRS = [(cls.name, cls.partner) for cls in CLASSES if cls.kind == "temporal" and CLASSES.index(cls) % 2 == 0]
@@ -220,6 +223,41 @@ def test_other_parameters_regenerate_the_folder(tmp_path):
     assert len(list(dataset.root.glob("*/*.mp4"))) == 3 * len(CLASSES)
     assert len(dataset.test_list.read_text().splitlines()) == len(CLASSES)
     assert load(dataset.root).params.clips_per_class == 3
+
+
+# Counts the clips a process encodes: 0 when it found the dataset built by another.
+BUILDER = """
+import sys
+import artnet.data.synthetic as synthetic
+encoded = []
+write_clip = synthetic._write_clip
+synthetic._write_clip = lambda *task: (encoded.append(task), write_clip(*task))
+synthetic.generate(sys.argv[1], seed=0, workers=1, **{small})
+print(len(encoded))
+"""
+
+
+def test_two_processes_building_one_folder_build_it_once(tiny, tmp_path):
+    """Two demos started together on one cache: one builds, the other waits and finds it built."""
+    root = tmp_path / "shared"
+    root.mkdir()
+    script = BUILDER.format(small=SMALL)
+    with folder_lock(root):  # held here until both are waiting, so they contend for it
+        builders = [
+            subprocess.Popen([sys.executable, "-c", script, str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        for builder in builders:
+            assert any("another process is writing here; waiting for it" in line for line in iter(builder.stderr.readline, ""))
+        assert list(root.iterdir()) == []
+    encoded = []
+    for builder in builders:
+        out, err = builder.communicate(timeout=120)
+        assert builder.returncode == 0, err
+        encoded.append(int(out))
+    assert sorted(encoded) == [0, len(CLASSES) * SMALL["clips_per_class"]]
+    assert frame_digests(load(root)) == frame_digests(tiny)
+    assert not list(root.rglob("*.tmp"))  # each video written under a temporary name, then renamed
 
 
 @pytest.mark.parametrize("name, text", [("notes.txt", "mine"), (MANIFEST, '{"generator": "someone else"}')])

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..outputs import atomic_write, output_folder
+from ..outputs import atomic_path, atomic_write, folder_lock, output_folder
 from ..parallel import map_parallel
 from ..progress import progress_bar
 from .h264 import write_h264
@@ -205,10 +205,22 @@ def generate(
     """
     params = SyntheticParams(seed, clips_per_class, test_fraction, num_frames, height, width, fps, crf)
     root = Path(out_dir)
-    manifest = _read_manifest(root)
-    if manifest == _manifest(params, complete=True) and _files_present(root, params):
+    if _complete(root, params):
         return SyntheticDataset(root, params)
     output_folder(root)
+    with folder_lock(root):  # two runs on one cache (two demos at once): the second finds it built
+        if _complete(root, params):
+            return SyntheticDataset(root, params)
+        _build(root, params, workers, progress)
+    return SyntheticDataset(root, params)
+
+
+def _complete(root: Path, params: SyntheticParams) -> bool:
+    return _read_manifest(root) == _manifest(params, complete=True) and _files_present(root, params)
+
+
+def _build(root: Path, params: SyntheticParams, workers: int | None, progress: bool | Callable[[int, int], None]) -> None:
+    manifest = _read_manifest(root)
     ours = manifest is not None and manifest.get("generator") == __name__
     if not ours and any(root.iterdir()):
         raise DataError(f"{root}: not empty and not a generated dataset (no {MANIFEST} of ours); choose an empty or new folder")
@@ -226,12 +238,12 @@ def generate(
     _write_splits(root, params)
     _write_json(root / CLASSES_FILE, {"classes": [{"index": i + 1, **asdict(c)} for i, c in enumerate(CLASSES)]})
     _write_json(root / MANIFEST, _manifest(params, complete=True))  # the completion marker: last
-    return SyntheticDataset(root, params)
 
 
 def _write_clip(root: Path, params: SyntheticParams, class_name: str, index: int) -> None:
     frames = render_clip(class_name, params.seed, index, params.num_frames, params.height, params.width)
-    write_h264(root / _video_name(class_name, index), frames, params.fps, {"crf": str(params.crf), "preset": "veryfast"})
+    with atomic_path(root / _video_name(class_name, index)) as temporary:  # whole or absent, as every output
+        write_h264(temporary, frames, params.fps, {"crf": str(params.crf), "preset": "veryfast"})
 
 
 def load(root: str | os.PathLike) -> SyntheticDataset:
