@@ -1,9 +1,14 @@
 """The demo's machinery on a tiny built-in dataset and a few iterations (the real run is minutes)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from artnet.data.synthetic import generate
 from artnet.demo import default_recipe, results_table, run_demo, seeds_table, two_stream_table
+from artnet.outputs import folder_lock
 from artnet.engine.config import load_config
 from artnet.engine.fusion import TSN_WEIGHTS
 
@@ -79,3 +84,18 @@ def test_two_stream_demo_trains_flow_and_fuses_the_streams(tmp_path, capsys):
     fused = (TSN_WEIGHTS[0] * rgb_scores["scores"] + TSN_WEIGHTS[1] * flow_scores["scores"]) / sum(TSN_WEIGHTS)
     assert fusion.top1 == 100 * np.mean(fused.argmax(axis=1) == rgb_scores["labels"])
     assert fusion.train_seconds == rgb.train_seconds + flow.train_seconds
+
+
+def test_the_flow_of_a_shared_dataset_waits_for_the_process_that_holds_it(tmp_path):
+    """Two `demo --two-stream` at once on one cache: the flow is made by one process at a time."""
+    dataset = generate(tmp_path / "data", seed=0, workers=1, clips_per_class=2, num_frames=8, height=40, width=52)
+    script = "import sys; from artnet.data.synthetic import load; from artnet.demo import demo_flow; print(demo_flow(load(sys.argv[1]), (40, 52)))"
+    flow_root = tmp_path / "data-flow-farneback-40x52"
+    with folder_lock(dataset.root):  # another process, making the flow
+        maker = subprocess.Popen([sys.executable, "-c", script, str(dataset.root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert any("another process is writing here; waiting for it" in line for line in iter(maker.stderr.readline, ""))
+        assert not flow_root.exists()
+    out, err = maker.communicate(timeout=120)
+    assert maker.returncode == 0, err
+    assert out.strip() == str(flow_root)
+    assert len(list(flow_root.glob("*/*/x_00007.jpg"))) == 12 * 2 and (flow_root / "source.json").is_file()

@@ -42,6 +42,7 @@ from .engine.testing import run_test
 from .engine.train import train
 from .errors import DataError
 from .machine import cache_dir
+from .outputs import atomic_write, folder_lock
 from .plots import pyplot, save_figure
 from .table import format_table
 
@@ -179,18 +180,22 @@ def demo_flow(dataset, frame_size: tuple[int, int], method: str = FLOW_METHOD) -
     folder = dataset.root.with_name(f"{dataset.root.name}-flow-{method}-{height}x{width}")
     source = {"dataset": asdict(dataset.params), "generator": synthetic.GENERATOR_VERSION, "flow": asdict(options)}
     stamp = folder / "source.json"  # written when the flow is complete
-    if stamp.is_file() and json.loads(stamp.read_text()) != json.loads(json.dumps(source)):
-        shutil.rmtree(folder)  # the flow of another dataset or of other options
-    report = prepare_videos(  # resumes an interrupted run; refuses a folder of other files
-        dataset.root,
-        folder,
-        EncodeOptions(to="flow", size=(height, width), flow=options),
-        jobs=os.cpu_count() or 1,
-        progress=True,
-    )
-    if report.failed:
-        raise DataError(f"optical flow of the built-in dataset failed: {report.failed[0][1]}")
-    stamp.write_text(json.dumps(source, indent=2) + "\n")
+    # Held on the dataset, which stays, not on the flow folder, which may be removed: two demos at
+    # once on one cache take turns, and the second finds the flow made.
+    with folder_lock(dataset.root):
+        if stamp.is_file() and json.loads(stamp.read_text()) != json.loads(json.dumps(source)):
+            shutil.rmtree(folder)  # the flow of another dataset or of other options
+        report = prepare_videos(  # resumes an interrupted run; refuses a folder of other files
+            dataset.root,
+            folder,
+            EncodeOptions(to="flow", size=(height, width), flow=options),
+            jobs=os.cpu_count() or 1,
+            progress=True,
+        )
+        if report.failed:
+            raise DataError(f"optical flow of the built-in dataset failed: {report.failed[0][1]}")
+        with atomic_write(stamp, "w") as file:  # whole or absent: a killed run leaves no half stamp
+            file.write(json.dumps(source, indent=2) + "\n")
     return folder
 
 

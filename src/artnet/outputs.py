@@ -11,8 +11,8 @@ Every command that writes follows four rules (``docs/bad-input.md``):
   that fails (a full disk) removes the temporary file and leaves the old file as it was;
 * an output is never one of the command's inputs (:func:`not_an_input`), whatever the user asks.
 
-A folder that several processes may build at once (the built-in dataset's cache, which two
-``artnet demo`` runs share) is built under :func:`folder_lock`: the second waits, then finds it built.
+A folder that several processes may build at once (the built-in dataset's cache and its flow, which
+two ``artnet demo`` runs share) is built under :func:`folder_lock`: the second waits, then finds it built.
 
 Files are created with the permissions of any other file the user makes (``0o666`` less the umask),
 not the ``0o600`` of a temporary file.

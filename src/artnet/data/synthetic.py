@@ -205,13 +205,11 @@ def generate(
     """
     params = SyntheticParams(seed, clips_per_class, test_fraction, num_frames, height, width, fps, crf)
     root = Path(out_dir)
-    if _complete(root, params):
-        return SyntheticDataset(root, params)
-    output_folder(root)
-    with folder_lock(root):  # two runs on one cache (two demos at once): the second finds it built
-        if _complete(root, params):
-            return SyntheticDataset(root, params)
-        _build(root, params, workers, progress)
+    if not _complete(root, params):
+        output_folder(root)
+        with folder_lock(root):  # two runs on one cache (two demos at once): the second finds it built
+            if not _complete(root, params):
+                _build(root, params, workers, progress)
     return SyntheticDataset(root, params)
 
 
